@@ -1,0 +1,23 @@
+"""The one exception type seisinv raises for problems a user can act on."""
+
+from __future__ import annotations
+
+
+class SeisinvError(Exception):
+    """A problem with the user's input, files or configuration.
+
+    The message names the file or argument, what was found and what was expected.
+    The CLI prints it as one line and exits non-zero; library code never calls ``sys.exit``.
+    """
+
+
+class DataError(SeisinvError):
+    """A data file or array is missing, malformed, or has the wrong shape, dtype or units."""
+
+
+class ConfigError(SeisinvError):
+    """A configuration file or ``--set`` override is invalid."""
+
+
+class CheckpointError(SeisinvError):
+    """A checkpoint is missing, corrupted, or does not match the model it is loaded into."""

@@ -1,0 +1,87 @@
+"""The on-disk prediction format shared by ``predict``, ``ensemble``, ``fwi``, ``evaluate``,
+``qc``, ``submit`` and ``report``.
+
+A prediction directory holds::
+
+    PRED_DIR/
+      manifest.json        {"survey": <survey dict>, "source": "...", "format": 1}
+      velocity/<id>.npy    (nz, nx) float32, internal layout (depth first), survey units
+      spread/<id>.npy      optional (nz, nx) float32 per-pixel standard deviation (ensembles)
+
+One file per sample makes writing resumable (a finished sample is a file that exists) and atomic
+(each file is written to a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from seisinv.errors import DataError
+from seisinv.io import load_npy, save_npy, write_json
+from seisinv.survey import Survey, survey_from_dict
+
+FORMAT_VERSION = 1
+
+
+class PredictionStore:
+    """Read and write a prediction directory.
+
+    Args:
+        root: the directory.
+        survey: required when creating a new store; read from ``manifest.json`` otherwise.
+        source: free text recorded in the manifest (the run, the command).
+    """
+
+    def __init__(self, root: str | Path, survey: Survey | None = None, source: str = "") -> None:
+        self.root = Path(root)
+        manifest = self.root / "manifest.json"
+        if manifest.exists():
+            try:
+                meta = json.loads(manifest.read_text())
+                stored = survey_from_dict(meta["survey"], source=str(manifest))
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise DataError(f"{manifest}: not a seisinv prediction manifest ({exc})") from None
+            if survey is not None and survey.to_dict() != stored.to_dict():
+                raise DataError(
+                    f"{self.root}: holds predictions for survey {stored.name!r}, "
+                    f"not {survey.name!r}"
+                )
+            self.survey = stored
+            self.meta = meta
+        elif survey is None:
+            raise DataError(f"{self.root}: no manifest.json; not a seisinv prediction directory")
+        else:
+            self.survey = survey
+            self.meta = {"survey": survey.to_dict(), "source": source, "format": FORMAT_VERSION}
+            write_json(manifest, self.meta)
+
+    def ids(self) -> list[str]:
+        """Sorted ids of the samples with a finished prediction."""
+        folder = self.root / "velocity"
+        return sorted(p.stem for p in folder.glob("*.npy")) if folder.exists() else []
+
+    def has(self, sample_id: str) -> bool:
+        return (self.root / "velocity" / f"{sample_id}.npy").exists()
+
+    def write(self, sample_id: str, velocity: np.ndarray, spread: np.ndarray | None = None) -> None:
+        """Store one (nz, nx) velocity in survey units (and optionally its spread)."""
+        velocity = np.asarray(velocity, dtype=np.float32)
+        if velocity.shape != self.survey.velocity_shape:
+            raise DataError(
+                f"prediction {sample_id!r}: shape {velocity.shape}, expected "
+                f"{self.survey.velocity_shape} (nz, nx) for survey {self.survey.name!r}"
+            )
+        if spread is not None:
+            save_npy(self.root / "spread" / f"{sample_id}.npy", np.asarray(spread, np.float32))
+        save_npy(self.root / "velocity" / f"{sample_id}.npy", velocity)
+
+    def read(self, sample_id: str) -> np.ndarray:
+        """(nz, nx) float32 velocity in survey units."""
+        return load_npy(self.root / "velocity" / f"{sample_id}.npy")
+
+    def read_spread(self, sample_id: str) -> np.ndarray | None:
+        path = self.root / "spread" / f"{sample_id}.npy"
+        return load_npy(path) if path.exists() else None

@@ -1,0 +1,77 @@
+"""Atomic file writes: every output goes to a temporary file in the same folder, then is renamed.
+
+A reader therefore sees either the old file or the complete new one, never a half-written file,
+even if the process is killed mid-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import yaml
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on clean exit fsync it and rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` as a .npy file atomically (no pickle)."""
+    with atomic_open(path, "wb") as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+    """Write a dict of arrays as an .npz file atomically (no pickle)."""
+    saver = np.savez_compressed if compressed else np.savez
+    with atomic_open(path, "wb") as handle:
+        saver(handle, **arrays)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text (UTF-8) atomically."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON (indented, sorted keys) atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_yaml(path: str | os.PathLike, obj: Any) -> None:
+    """Write YAML (block style, key order kept) atomically."""
+    write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
+    """Read a .npy file without pickle; ``mmap=True`` maps it instead of reading it."""
+    from seisinv.errors import DataError
+
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None

@@ -1,0 +1,300 @@
+"""Acquisition geometry as data: one frozen ``Survey`` per challenge, plus user surveys from YAML.
+
+This module is the one place that knows the numbers of each challenge (grid sizes, spacing, time
+step, source and receiver positions, velocity range, on-disk layout). Every other module asks the
+survey instead of repeating a literal.
+
+Conventions used throughout seisinv:
+- Internally a velocity map is ``(nz, nx)``: axis 0 is depth (down), axis 1 is horizontal.
+- Positions are stored in metres from the top-left grid node (x to the right, z down). Cell indices
+  are derived: ``index = round(position / spacing)``; ``*_cells`` properties return them.
+- Gathers are ``(shots, time, receivers)`` float32, the layout both challenges store.
+- Velocities are in the survey's ``units`` ("m/s" for OpenFWI, "km/s" for Speed & Structure);
+  ``to_mps`` converts a value in those units to m/s for the physics.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from seisinv.errors import ConfigError
+
+
+class Simulation(BaseModel):
+    """Finite-difference settings for forward modelling this survey (see ``seisinv.physics``).
+
+    Attributes:
+        accuracy: spatial order of the finite-difference stencil (2, 4, 6 or 8).
+        boundary: "pml" (deepwave's convolutional PML) or "damping" (OpenFWI-style sponge).
+        boundary_width: absorbing-layer width in internal-grid cells on each of the four sides.
+        free_surface: reflecting top boundary instead of an absorbing one.
+        coarsen: integer factor by which the internal grid is coarser than the survey grid
+            (1 = simulate on the survey grid). Only used where its error was measured acceptable.
+        internal_dt: internal time step in seconds (None: the recording ``dt``, reduced by the
+            propagator if stability needs it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    accuracy: Literal[2, 4, 6, 8] = 4
+    boundary: Literal["pml", "damping"] = "pml"
+    boundary_width: int = Field(20, ge=0)
+    free_surface: bool = False
+    coarsen: int = Field(1, ge=1)
+    internal_dt: float | None = Field(None, gt=0)
+
+
+class Survey(BaseModel):
+    """A seismic acquisition survey and the array layout of its data on disk.
+
+    Attributes:
+        name: preset or user name.
+        nz, nx: velocity grid size, depth x horizontal cells.
+        dz, dx: grid spacing in metres.
+        dt: recording sample interval in seconds.
+        nt: number of recorded time samples per trace.
+        source_x: horizontal source positions in metres, one per shot.
+        source_z: source depth in metres (all shots).
+        receiver_x: horizontal receiver positions in metres (same for every shot).
+        receiver_z: receiver depth in metres.
+        frequency: Ricker wavelet peak frequency in Hz.
+        wavelet_peak_time: time of the wavelet's peak in seconds (None: the physics default).
+        vmin, vmax: velocity range of the survey, in ``units``.
+        units: velocity units of the on-disk velocity maps, "m/s" or "km/s".
+        layout: on-disk format family: "openfwi" (stacked .npy files of many samples) or
+            "speed-structure" (a folder per sample).
+        velocity_axes: order of the on-disk velocity array's axes: "zx" (depth first, OpenFWI)
+            or "xz" (horizontal first, Speed & Structure).
+        shot_names: per-shot file suffixes for folder layouts (``receiver_data_src_{name}.npy``).
+        simulation: finite-difference settings.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    nz: int = Field(gt=1)
+    nx: int = Field(gt=1)
+    dz: float = Field(gt=0)
+    dx: float = Field(gt=0)
+    dt: float = Field(gt=0)
+    nt: int = Field(gt=1)
+    source_x: tuple[float, ...]
+    source_z: float = Field(ge=0)
+    receiver_x: tuple[float, ...]
+    receiver_z: float = Field(ge=0)
+    frequency: float = Field(gt=0)
+    wavelet_peak_time: float | None = None
+    vmin: float = Field(gt=0)
+    vmax: float = Field(gt=0)
+    units: Literal["m/s", "km/s"] = "m/s"
+    layout: Literal["openfwi", "speed-structure"] = "openfwi"
+    velocity_axes: Literal["zx", "xz"] = "zx"
+    shot_names: tuple[str, ...] | None = None
+    simulation: Simulation = Simulation()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Survey:
+        if self.vmin >= self.vmax:
+            raise ValueError(f"vmin ({self.vmin}) must be below vmax ({self.vmax})")
+        if not self.source_x or not self.receiver_x:
+            raise ValueError("a survey needs at least one source and one receiver")
+        if self.shot_names is not None and len(self.shot_names) != len(self.source_x):
+            raise ValueError(
+                f"shot_names has {len(self.shot_names)} entries but there are "
+                f"{len(self.source_x)} sources"
+            )
+        width, depth = (self.nx - 1) * self.dx, (self.nz - 1) * self.dz
+        for label, xs in (("source_x", self.source_x), ("receiver_x", self.receiver_x)):
+            bad = [x for x in xs if x < 0 or x > width + self.dx]
+            if bad:
+                raise ValueError(f"{label} {bad} outside the grid's 0..{width + self.dx} m")
+        for label, z in (("source_z", self.source_z), ("receiver_z", self.receiver_z)):
+            if z > depth:
+                raise ValueError(f"{label} {z} m is below the grid's {depth} m")
+        return self
+
+    # ---- derived geometry -------------------------------------------------------------
+    @property
+    def n_shots(self) -> int:
+        return len(self.source_x)
+
+    @property
+    def n_receivers(self) -> int:
+        return len(self.receiver_x)
+
+    @property
+    def gather_shape(self) -> tuple[int, int, int]:
+        """Shape of one sample's gathers: (shots, time samples, receivers)."""
+        return (self.n_shots, self.nt, self.n_receivers)
+
+    @property
+    def velocity_shape(self) -> tuple[int, int]:
+        """Internal velocity shape (nz, nx), depth first."""
+        return (self.nz, self.nx)
+
+    @property
+    def disk_velocity_shape(self) -> tuple[int, int]:
+        """On-disk velocity shape: (nz, nx) for "zx", (nx, nz) for "xz"."""
+        return (self.nz, self.nx) if self.velocity_axes == "zx" else (self.nx, self.nz)
+
+    @property
+    def duration(self) -> float:
+        """Record length in seconds, ``(nt - 1) * dt``."""
+        return (self.nt - 1) * self.dt
+
+    def _cells(self, positions: tuple[float, ...], spacing: float, n: int) -> np.ndarray:
+        # Positions past the last node (Speed & Structure's receiver at x = 300 m on a
+        # 0..299 m grid) snap to the last cell.
+        return np.clip(np.rint(np.asarray(positions) / spacing), 0, n - 1).astype(np.int64)
+
+    @cached_property
+    def source_cells(self) -> np.ndarray:
+        """Source cell indices, (shots, 2) int64 as (z index, x index)."""
+        x = self._cells(self.source_x, self.dx, self.nx)
+        z = self._cells((self.source_z,) * self.n_shots, self.dz, self.nz)
+        return np.stack([z, x], axis=1)
+
+    @cached_property
+    def receiver_cells(self) -> np.ndarray:
+        """Receiver cell indices, (receivers, 2) int64 as (z index, x index)."""
+        x = self._cells(self.receiver_x, self.dx, self.nx)
+        z = self._cells((self.receiver_z,) * self.n_receivers, self.dz, self.nz)
+        return np.stack([z, x], axis=1)
+
+    # ---- units and layouts ------------------------------------------------------------
+    @property
+    def to_mps(self) -> float:
+        """Factor converting a velocity in this survey's units to m/s."""
+        return 1000.0 if self.units == "km/s" else 1.0
+
+    def velocity_to_disk(self, velocity: np.ndarray) -> np.ndarray:
+        """(..., nz, nx) internal velocity -> the on-disk axis order (a view when possible)."""
+        return velocity if self.velocity_axes == "zx" else np.swapaxes(velocity, -1, -2)
+
+    def velocity_from_disk(self, velocity: np.ndarray) -> np.ndarray:
+        """On-disk velocity (..., *disk_velocity_shape) -> internal (..., nz, nx)."""
+        return velocity if self.velocity_axes == "zx" else np.swapaxes(velocity, -1, -2)
+
+    def replace(self, **changes) -> Survey:
+        """A copy with some fields changed (validated again)."""
+        data = self.model_dump()
+        data.update(changes)
+        return Survey.model_validate(data)
+
+    def to_dict(self) -> dict:
+        """Plain-Python representation, as written to YAML beside runs and datasets."""
+        return self.model_dump(mode="json")
+
+
+# ---- presets ---------------------------------------------------------------------------
+# OpenFWI: 70 x 70 at 10 m, dt 1 ms, 1000 samples, 15 Hz Ricker, 5 sources at x index
+# 0, 17, 34, 52, 69 and 70 receivers at every x index, both at depth index 1.
+OPENFWI = Survey(
+    name="openfwi",
+    nz=70,
+    nx=70,
+    dz=10.0,
+    dx=10.0,
+    dt=0.001,
+    nt=1000,
+    source_x=(0.0, 170.0, 340.0, 520.0, 690.0),
+    source_z=10.0,
+    receiver_x=tuple(10.0 * i for i in range(70)),
+    receiver_z=10.0,
+    frequency=15.0,
+    vmin=1500.0,
+    vmax=4500.0,
+    units="m/s",
+    layout="openfwi",
+    velocity_axes="zx",
+    simulation=Simulation(accuracy=4, boundary="pml", boundary_width=20),
+)
+
+# Speed & Structure: velocity (300 horizontal, 1259 depth) km/s at 1 m; gathers (10001, 31);
+# dt 0.1 ms; sources at x = 0, 74, 149, 224, 299 m (files src_1 ... src_300) at 20 m depth;
+# 31 receivers at x = 0, 10, ..., 300 m at 10 m depth.
+SPEED_STRUCTURE = Survey(
+    name="speed-structure",
+    nz=1259,
+    nx=300,
+    dz=1.0,
+    dx=1.0,
+    dt=0.0001,
+    nt=10001,
+    source_x=(0.0, 74.0, 149.0, 224.0, 299.0),
+    source_z=20.0,
+    receiver_x=tuple(10.0 * i for i in range(31)),
+    receiver_z=10.0,
+    frequency=15.0,
+    vmin=1.5,
+    vmax=4.5,
+    units="km/s",
+    layout="speed-structure",
+    velocity_axes="xz",
+    shot_names=("1", "75", "150", "225", "300"),
+    simulation=Simulation(accuracy=4, boundary="pml", boundary_width=20),
+)
+
+PRESETS: dict[str, Survey] = {s.name: s for s in (OPENFWI, SPEED_STRUCTURE)}
+
+
+def load_survey(name_or_path: str | os.PathLike | Survey) -> Survey:
+    """Return a preset by name, or a survey read from a YAML file.
+
+    A YAML survey may start from a preset with ``base: openfwi`` and override any field.
+
+    Raises:
+        ConfigError: unknown name, unreadable file, or a field that fails validation (the
+            message names the field).
+    """
+    if isinstance(name_or_path, Survey):
+        return name_or_path
+    key = str(name_or_path)
+    if key in PRESETS:
+        return PRESETS[key]
+    path = Path(key)
+    if path.suffix not in (".yaml", ".yml") or not path.exists():
+        raise ConfigError(
+            f"unknown survey {key!r}: use a preset ({', '.join(PRESETS)}) or a YAML file path"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return survey_from_dict(data, source=str(path))
+
+
+def survey_from_dict(data: dict, source: str = "survey") -> Survey:
+    """Build a survey from a mapping, optionally starting from ``base: <preset>``."""
+    data = dict(data)
+    base = data.pop("base", None)
+    if base is not None:
+        if base not in PRESETS:
+            raise ConfigError(f"{source}: unknown base survey {base!r}; presets: {', '.join(PRESETS)}")
+        merged = PRESETS[base].to_dict()
+        if "simulation" in data:
+            merged["simulation"] = {**merged["simulation"], **data.pop("simulation")}
+        merged.update(data)
+        data = merged
+    try:
+        return Survey.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(survey)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid survey: {problems}") from None
+
+
+def bundled_survey_files() -> list[str]:
+    """Names of the example survey YAML files shipped with seisinv."""
+    folder = resources.files("seisinv") / "surveys"
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml"))
