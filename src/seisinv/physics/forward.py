@@ -1,0 +1,141 @@
+"""Acoustic forward modelling with deepwave's scalar propagator: velocity maps -> shot gathers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from seisinv.errors import DataError, SeisinvError
+from seisinv.physics.wavelet import survey_wavelet
+from seisinv.runtime import resolve_device
+from seisinv.survey import Survey
+
+
+def _velocity_tensor(velocity, survey: Survey, device: torch.device) -> torch.Tensor:
+    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, float32."""
+    if not isinstance(velocity, (torch.Tensor, np.ndarray)):
+        raise DataError(
+            f"velocity: expected a numpy array or torch tensor, got {type(velocity).__name__}"
+        )
+    if velocity.ndim != 3 or tuple(velocity.shape[-2:]) != survey.velocity_shape:
+        raise DataError(
+            f"velocity: expected shape (n, {survey.nz}, {survey.nx}) (depth first) for survey "
+            f"{survey.name!r}, got {tuple(velocity.shape)}"
+        )
+    v = torch.as_tensor(velocity, device=device)
+    if not v.is_floating_point():
+        v = v.float()
+    v = v.to(device=device, dtype=torch.float32)
+    with torch.no_grad():
+        vmin, vmax = float(v.min()), float(v.max())
+    if not (np.isfinite(vmin) and np.isfinite(vmax)) or vmin <= 0:
+        raise DataError(f"velocity: values must be finite and positive, got range {vmin}..{vmax}")
+    # A factor of ~1000 outside the survey range means km/s passed as m/s or the reverse.
+    if vmax > 20 * survey.vmax or vmin < survey.vmin / 20:
+        raise DataError(
+            f"velocity: range {vmin:g}..{vmax:g} does not look like {survey.units} "
+            f"(survey {survey.name!r} expects about {survey.vmin:g}..{survey.vmax:g})"
+        )
+    return v * survey.to_mps
+
+
+def _shot_indices(shots: Sequence[int] | None, survey: Survey) -> list[int]:
+    if shots is None:
+        return list(range(survey.n_shots))
+    indices = [int(s) for s in shots]
+    bad = [s for s in indices if not 0 <= s < survey.n_shots]
+    if bad or not indices:
+        raise SeisinvError(
+            f"shots: expected a non-empty list of indices in 0..{survey.n_shots - 1}, got {shots}"
+        )
+    return indices
+
+
+def _wavelet_tensor(wavelet, survey: Survey, n_shots: int, device: torch.device) -> torch.Tensor:
+    """Source wavelet per selected shot: (n_shots, nt) float32 on ``device``."""
+    if wavelet is None:
+        w = survey_wavelet(survey).to(device)
+    else:
+        w = torch.as_tensor(wavelet).to(device=device, dtype=torch.float32)
+    if w.ndim == 1:
+        w = w.unsqueeze(0).expand(n_shots, -1)
+    if w.ndim != 2 or w.shape != (n_shots, survey.nt):
+        raise SeisinvError(
+            f"wavelet: expected shape ({survey.nt},) or ({n_shots}, {survey.nt}) "
+            f"(selected shots, time samples), got {tuple(w.shape)}"
+        )
+    return w
+
+
+def simulate(
+    velocity: torch.Tensor | np.ndarray,
+    survey: Survey,
+    *,
+    device: str | torch.device = "auto",
+    shots: Sequence[int] | None = None,
+    wavelet: torch.Tensor | np.ndarray | None = None,
+) -> torch.Tensor:
+    """Model the survey's shot gathers over velocity maps with the 2-D acoustic wave equation.
+
+    All samples and shots run in one deepwave call (a velocity per shot), so the cost is
+    one propagation of ``n * shots`` wavefields; there is no Python loop over time.
+
+    Args:
+        velocity: (n, nz, nx) velocity in the survey's units (m/s or km/s), axis 1 is depth.
+            A tensor requiring grad gives gathers differentiable w.r.t. it.
+        survey: acquisition geometry and ``survey.simulation`` settings.
+        device: "auto", "cpu", "cuda" or a torch.device.
+        shots: indices of the shots to model (default: all ``survey.n_shots``).
+        wavelet: source wavelet overriding the survey's Ricker, (nt,) for every shot or
+            (len(shots), nt) one per selected shot, dimensionless, sampled at ``survey.dt``;
+            it is multiplied by ``survey.simulation.source_scale`` like the default. May
+            require grad (wavelet estimation).
+
+    Returns:
+        (n, len(shots), survey.nt, survey.n_receivers) float32 gathers on ``device``,
+        time axis before receivers (the on-disk layout of both challenges).
+
+    Raises:
+        DataError: velocity of the wrong shape, non-finite or in the wrong units.
+        SeisinvError: bad ``shots`` or ``wavelet``.
+    """
+    import deepwave
+
+    dev = resolve_device(device)
+    v = _velocity_tensor(velocity, survey, dev)
+    shot_ids = _shot_indices(shots, survey)
+    n, n_shots = v.shape[0], len(shot_ids)
+    sim = survey.simulation
+    w = _wavelet_tensor(wavelet, survey, n_shots, dev)
+
+    # deepwave injects -(v dt)^2 f; OpenFWI (and devito) inject +(v dt)^2 s, so flip the sign
+    # to keep OpenFWI's polarity (direct wave starts positive in the recorded gathers).
+    amplitudes = (-sim.source_scale * w).repeat(n, 1).unsqueeze(1)  # (n*shots, 1, nt)
+    src = torch.as_tensor(survey.source_cells[shot_ids], device=dev).unsqueeze(1)
+    src = src.repeat(n, 1, 1)  # (n*shots, 1, 2) as (z, x) cells
+    rec = torch.as_tensor(survey.receiver_cells, device=dev).unsqueeze(0)
+    rec = rec.expand(n * n_shots, -1, -1).contiguous()  # (n*shots, receivers, 2)
+
+    width = sim.boundary_width
+    pml_width = [0 if sim.free_surface else width, width, width, width]
+    boundary = ["free", "pml", "pml", "pml"] if sim.free_surface else None
+    with torch.no_grad():
+        v_peak = float(v.max())
+    out = deepwave.scalar(
+        v.repeat_interleave(n_shots, dim=0),
+        [survey.dz, survey.dx],
+        survey.dt,
+        source_amplitudes=amplitudes,
+        source_locations=src,
+        receiver_locations=rec,
+        accuracy=sim.accuracy,
+        pml_width=pml_width,
+        boundary=boundary,
+        pml_freq=survey.frequency,
+        max_vel=max(v_peak, survey.vmax * survey.to_mps),
+        courant_number=sim.courant_number,
+    )
+    data = out[-1]  # (n*shots, receivers, nt): deepwave puts time last
+    return data.reshape(n, n_shots, survey.n_receivers, survey.nt).transpose(2, 3).contiguous()
