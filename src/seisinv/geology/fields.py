@@ -1,0 +1,85 @@
+"""Building blocks shared by the velocity families: smooth curves, smooth fields, layer stacks.
+
+Everything here works in *normalised* units so a family looks alike on any grid: depth and
+horizontal position run over ``[0, 1]`` across the grid, and a "unit velocity" ``u`` in ``[0, 1]``
+maps to ``vmin + u * (vmax - vmin)`` in the survey's units (see ``to_velocity``). Maps are
+``(nz, nx)``: axis 0 is depth (down), axis 1 is horizontal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+
+def depth_grid(nz: int) -> np.ndarray:
+    """Cell-centre depths as fractions of the grid depth, (nz, 1) float64 in (0, 1)."""
+    return ((np.arange(nz) + 0.5) / nz)[:, None]
+
+
+def smooth_curve(rng: np.random.Generator, nx: int, amplitude: float, modes: int = 4) -> np.ndarray:
+    """A smooth random curve over the horizontal axis, (nx,) float64 with peak value ~amplitude.
+
+    A sum of ``modes`` sinusoids with random phases whose weights fall as 1/k, so low wavelengths
+    dominate, like gentle folds.
+    """
+    x = np.linspace(0.0, 1.0, nx)
+    curve = np.zeros(nx)
+    for k in range(1, modes + 1):
+        curve += rng.normal() / k * np.sin(np.pi * k * x + rng.uniform(0, 2 * np.pi))
+    peak = np.abs(curve).max()
+    return curve * (amplitude / peak if peak > 0 else 0.0)
+
+
+def smooth_field(
+    rng: np.random.Generator, shape: tuple[int, int], corr_z: float, corr_x: float
+) -> np.ndarray:
+    """Gaussian-filtered white noise, (nz, nx) float64 with zero mean and unit std.
+
+    ``corr_z`` and ``corr_x`` are correlation lengths as fractions of the grid depth and width;
+    making ``corr_x`` longer than ``corr_z`` gives layer-like horizontal streaks.
+    """
+    nz, nx = shape
+    noise = rng.standard_normal(shape)
+    field = gaussian_filter(noise, sigma=(max(corr_z * nz, 0.5), max(corr_x * nx, 0.5)), mode="wrap")
+    field -= field.mean()
+    std = field.std()
+    return field / std if std > 0 else field
+
+
+def layer_tops(rng: np.random.Generator, n_layers: int) -> np.ndarray:
+    """Depths of the ``n_layers - 1`` interfaces as sorted fractions in (0, 1), (n_layers-1,).
+
+    Thicknesses come from a Dirichlet draw so no layer is vanishingly thin too often.
+    """
+    thickness = rng.dirichlet(np.full(n_layers, 2.0))
+    return np.cumsum(thickness)[:-1]
+
+
+def layer_unit_velocities(rng: np.random.Generator, n_layers: int) -> np.ndarray:
+    """Unit velocities of ``n_layers`` layers from top to bottom, (n_layers,) in [0, 1].
+
+    Sorted ascending (velocity grows with depth) except that, one time in four, two neighbouring
+    layers swap to make a low-velocity layer, as OpenFWI's "B" variants contain.
+    """
+    values = np.sort(rng.uniform(0.0, 1.0, n_layers))
+    if n_layers > 2 and rng.random() < 0.25:
+        i = rng.integers(0, n_layers - 1)
+        values[[i, i + 1]] = values[[i + 1, i]]
+    return values
+
+
+def label_layers(interfaces: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Layer index of every cell, (nz, nx) int64.
+
+    Args:
+        interfaces: (layers - 1, nx) interface depths as fractions, sorted along axis 0.
+        depth: (nz, nx) or (nz, 1) depth of each cell as a fraction (may be shifted by faults).
+    """
+    return (depth[None, :, :] > interfaces[:, None, :]).sum(axis=0)
+
+
+def to_velocity(unit: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
+    """Unit velocities in [0, 1] -> (same shape) float32 velocities in ``[vmin, vmax]``."""
+    lo, hi = vrange
+    return (lo + np.clip(unit, 0.0, 1.0) * (hi - lo)).astype(np.float32)
