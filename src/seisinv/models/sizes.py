@@ -1,0 +1,28 @@
+"""Recommended option sets per architecture: ``tiny`` (trains on a CPU, used by the tests and demo
+configs) and ``full`` (the size the challenge winners trained, for a GPU)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from seisinv.errors import ConfigError
+
+Size = Literal["tiny", "full"]
+
+MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "inversionnet": {"tiny": {"width": 0.25}, "full": {"width": 1.0}},
+}
+
+
+def size_options(name: str, size: Size = "tiny") -> dict[str, Any]:
+    """Options of ``create_model(name, survey, **options)`` for a recommended size.
+
+    Raises:
+        ConfigError: no recommended sizes for ``name``, or an unknown size.
+    """
+    if name not in MODEL_SIZES:
+        raise ConfigError(f"no recommended sizes for model {name!r}; known: {sorted(MODEL_SIZES)}")
+    sizes = MODEL_SIZES[name]
+    if size not in sizes:
+        raise ConfigError(f"model {name!r} has sizes {sorted(sizes)}, not {size!r}")
+    return dict(sizes[size])

@@ -1,0 +1,157 @@
+"""Every registered architecture on two reduced surveys: shapes, bounds, gradients, rebuild, and
+that it can fit one tiny batch. Also the registry's errors and the InversionNet layer plan."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seisinv.errors import ConfigError, DataError, SeisinvError
+from seisinv.models import (
+    count_parameters,
+    create_model,
+    list_models,
+    model_options,
+    rebuild_model,
+    size_options,
+)
+from seisinv.models.output import bound_velocity, fit_to_grid
+from seisinv.survey import OPENFWI, SPEED_STRUCTURE
+
+# OpenFWI-like: 32 x 32 grid (m/s), 3 shots, 16 receivers, 200 time samples.
+TINY_OPENFWI = OPENFWI.replace(
+    name="tiny-openfwi",
+    nz=32,
+    nx=32,
+    nt=200,
+    source_x=(0.0, 150.0, 310.0),
+    receiver_x=tuple(20.0 * i for i in range(16)),
+)
+# Speed & Structure-like: tall 48 (depth) x 20 grid at 1 m, km/s, on-disk (x, z) layout kept;
+# 3 shots, 6 receivers, 256 time samples (as after resampling).
+TINY_SPEED_STRUCTURE = SPEED_STRUCTURE.replace(
+    name="tiny-speed-structure",
+    nz=48,
+    nx=20,
+    nt=256,
+    source_x=(0.0, 10.0, 19.0),
+    shot_names=("1", "10", "19"),
+    receiver_x=tuple(4.0 * i for i in range(6)),
+)
+SURVEYS = {"openfwi": TINY_OPENFWI, "speed-structure": TINY_SPEED_STRUCTURE}
+
+
+def gathers_for(survey, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, *survey.gather_shape, generator=generator)
+
+
+def tiny_model(name: str, survey):
+    torch.manual_seed(0)
+    return create_model(name, survey, **size_options(name, "tiny"))
+
+
+@pytest.mark.parametrize("survey_name", sorted(SURVEYS))
+@pytest.mark.parametrize("name", list_models())
+def test_model_contract(name: str, survey_name: str) -> None:
+    survey = SURVEYS[survey_name]
+    model = tiny_model(name, survey)
+    gathers = gathers_for(survey)
+
+    velocity = model(gathers)
+    assert velocity.shape == (2, survey.nz, survey.nx)
+    assert torch.isfinite(velocity).all()
+    assert velocity.min() >= survey.vmin and velocity.max() <= survey.vmax
+    # The two samples differ, so a model that ignores its input would fail here.
+    assert not torch.allclose(velocity[0], velocity[1])
+
+    velocity.mean().backward()
+    first = next(p for p in model.parameters() if p.requires_grad)
+    assert first.grad is not None and first.grad.abs().sum() > 0
+
+    # The recorded config survives JSON and rebuilds the same architecture and outputs.
+    config = json.loads(json.dumps(model.seisinv_config))
+    rebuilt = rebuild_model(config)
+    assert rebuilt.seisinv_config == model.seisinv_config
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    rebuilt.load_state_dict(model.state_dict())
+    # Compared in training mode: batch statistics, so untrained running stats cannot hide a
+    # difference by squashing both outputs to the range midpoint.
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(gathers), model(gathers))
+
+
+@pytest.mark.parametrize("survey_name", sorted(SURVEYS))
+@pytest.mark.parametrize("name", list_models())
+def test_model_fits_one_batch(name: str, survey_name: str) -> None:
+    survey = SURVEYS[survey_name]
+    model = tiny_model(name, survey).train()
+    gathers = gathers_for(survey, seed=1)
+    # A smooth target well inside the range: velocity increasing with depth.
+    depth = torch.linspace(0.2, 0.8, survey.nz)[:, None].expand(survey.nz, survey.nx)
+    target = (survey.vmin + (survey.vmax - survey.vmin) * depth).expand(2, -1, -1)
+    scale = survey.vmax - survey.vmin
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(6):
+        optimiser.zero_grad()
+        loss = (model(gathers) - target).abs().mean() / scale
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_inversionnet_matches_openfwi_plan() -> None:
+    # OpenFWI's InversionNet has 24.4 M parameters on its (5, 1000, 70) -> 70 x 70 task.
+    model = create_model("inversionnet", OPENFWI)
+    assert count_parameters(model) == 24_404_802
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert layers[0].kernel_size == (5, 5)  # 1 x 1 code -> 5 x 5 seed, then 4 x 2x -> 80 -> 70
+    assert len(layers) == 5
+
+
+def test_inversionnet_accepts_other_input_lengths() -> None:
+    model = create_model("inversionnet", TINY_SPEED_STRUCTURE, width=0.25).eval()
+    for time, receivers in ((256, 6), (100, 8)):
+        gathers = torch.randn(2, TINY_SPEED_STRUCTURE.n_shots, time, receivers)
+        assert model(gathers).shape == (2, TINY_SPEED_STRUCTURE.nz, TINY_SPEED_STRUCTURE.nx)
+
+
+def test_options_recorded_with_defaults() -> None:
+    model = create_model("inversionnet", TINY_OPENFWI, width=0.25)
+    config = model.seisinv_config
+    assert config["name"] == "inversionnet"
+    assert config["survey"] == TINY_OPENFWI.to_dict()
+    assert set(config["options"]) == set(model_options("inversionnet"))
+    assert config["options"]["width"] == 0.25
+
+
+def test_registry_errors() -> None:
+    with pytest.raises(SeisinvError, match="unknown model 'nope'"):
+        create_model("nope", TINY_OPENFWI)
+    with pytest.raises(ConfigError, match="no option depth"):
+        create_model("inversionnet", TINY_OPENFWI, depth=3)
+    with pytest.raises(ConfigError, match="output_activation"):
+        create_model("inversionnet", TINY_OPENFWI, output_activation="relu")
+    with pytest.raises(ConfigError, match="lacks"):
+        rebuild_model({"name": "inversionnet"})
+    model = create_model("inversionnet", TINY_OPENFWI, width=0.25)
+    with pytest.raises(DataError, match="3 shots"):
+        model(torch.randn(2, 5, 200, 16))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "clamp"])
+def test_bound_velocity_range_and_midpoint(activation: str) -> None:
+    logits = torch.tensor([-1e4, 0.0, 1e4])
+    velocity = bound_velocity(logits, 1.5, 4.5, activation)
+    torch.testing.assert_close(velocity, torch.tensor([1.5, 3.0, 4.5]))
+
+
+def test_fit_to_grid_crops_centre_and_resizes() -> None:
+    maps = torch.arange(80.0 * 80).reshape(1, 1, 80, 80)
+    cropped = fit_to_grid(maps, 70, 70)
+    torch.testing.assert_close(cropped, maps[..., 5:75, 5:75])
+    assert fit_to_grid(torch.ones(1, 1, 10, 90), 20, 70).shape == (1, 1, 20, 70)
