@@ -11,6 +11,15 @@ Size = Literal["tiny", "full"]
 
 MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "inversionnet": {"tiny": {"width": 0.25}, "full": {"width": 1.0}},
+    "unet": {
+        "tiny": {
+            "backbone": "test_convnext",
+            "input_height": 64,
+            "decoder_channels": 16,
+            "head_channels": 8,
+        },
+        "full": {"backbone": "caformer_s18", "input_height": 256, "first_stride": [4, 1]},
+    },
 }
 
 
