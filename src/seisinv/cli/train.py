@@ -1,9 +1,68 @@
-"""CLI: placeholder until its issue lands."""
+"""CLI: ``seisinv train CONFIG [--set key=value ...] [--out RUN_DIR] [--resume]``.
+
+Heavy imports (torch, the training loop) happen inside the command so ``seisinv --help`` stays fast.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``train`` to ``app``."""
+
+    @app.command("train")
+    def train_command(
+        config: str = typer.Argument(
+            None,
+            help="Training config: a YAML path or a packaged recipe name (see --list). "
+            "Optional with --resume (the run's saved config is used).",
+        ),
+        overrides: list[str] = typer.Option(
+            [], "--set", help="Override a config key, e.g. --set optimizer.lr=3e-4 "
+            "--set model.options.width=0.5 (values parsed as YAML; repeatable)."
+        ),
+        out: Path = typer.Option(
+            None, "--out", help="Run directory (default: runs/<config name>)."
+        ),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue the run in --out from its last checkpoint."
+        ),
+        list_recipes: bool = typer.Option(False, "--list", help="List packaged recipes and exit."),
+    ) -> None:
+        """Train a velocity model: config + overrides -> run directory with checkpoints.
+
+        Multi-GPU: torchrun --nproc_per_node 4 -m seisinv.cli.main train CONFIG --out RUN
+        """
+        from rich.console import Console
+
+        from seisinv.errors import ConfigError
+        from seisinv.training.config import load_config, recipe_names
+
+        console = Console()
+        if list_recipes:
+            for name in recipe_names():
+                console.print(name)
+            return
+        if config is None:
+            if not (resume and out is not None):
+                raise ConfigError("give a CONFIG (YAML path or recipe name), or --resume --out RUN_DIR")
+            config = str(out / "config.yaml")
+        cfg = load_config(config, overrides)
+        run_dir = out if out is not None else Path("runs") / cfg.name
+
+        from seisinv.runtime import dist_info
+        from seisinv.training.trainer import train
+
+        main = dist_info().is_main
+        if main:
+            action = "resuming" if resume else "training"
+            console.print(f"{action} {cfg.name!r} ({cfg.model.name}) -> {run_dir}")
+        result = train(cfg, run_dir, resume=resume, echo=console.print if main else None)
+        if main:
+            best = "" if result.best is None else (
+                f", best val {cfg.checkpoint.best_metric} {result.best:.4g}"
+            )
+            console.print(f"done: {result.step}/{result.total_steps} steps{best}; run in {run_dir}")
