@@ -1,0 +1,380 @@
+"""The ``seisinv generate`` job: velocity maps from the families, gathers from the physics,
+written in the survey's native layout, resumable and shardable.
+
+Work is cut into chunks of ``per_file`` consecutive samples (sample ``i`` is in chunk
+``i // per_file``). A chunk is the unit of resumption and sharding: shard ``k`` of ``N`` (and
+torchrun rank ``r`` of ``W``) takes the chunks ``c`` with ``c % (N * W) == (k - 1) * W + r``.
+Sample ``i`` is always built from ``sample_seed(seed, i)`` and family ``families[i % len]``, so
+the output does not depend on how the work was split or how often it was restarted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from seisinv.errors import SeisinvError
+from seisinv.generation.manifest import (
+    PROGRESS_DIR,
+    chunk_done,
+    folder_lock,
+    rebuild_manifest,
+    record_chunk,
+)
+from seisinv.generation.maps import VelocityMaps
+from seisinv.generation.writers import (
+    atomic_memmap,
+    folder_complete,
+    remove_stale,
+    write_sample_folder,
+)
+from seisinv.geology import check_family, check_vrange, resolve_family, sample_seed, velocity_sample
+from seisinv.io import write_yaml
+from seisinv.survey import Survey, survey_from_dict
+
+SPEC_FILE = "generate.yaml"
+SURVEY_FILE = "survey.yaml"
+# Cells (samples x shots x grid cells) simulated per physics call when no batch size is given:
+# 64 OpenFWI samples or 4 Speed & Structure samples, a few hundred MB of wavefields.
+CELLS_PER_BATCH = 8_000_000
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What a generated dataset holds; a rerun into the same folder must ask for the same.
+
+    Attributes:
+        survey: grid, geometry, units and on-disk layout.
+        families: family names cycled over sample indices (``fault`` alias allowed).
+        n: total number of samples.
+        seed: run seed; sample ``i`` uses ``sample_seed(seed, i)``.
+        per_file: samples per chunk (per stacked file for the OpenFWI layout).
+        vrange: (vmin, vmax) in survey units, default the survey's range.
+        mix_from: velocity maps that ``mix`` samples blend (None: fresh maps).
+    """
+
+    survey: Survey
+    families: tuple[str, ...]
+    n: int
+    seed: int = 0
+    per_file: int = 500
+    vrange: tuple[float, float] | None = None
+    mix_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.families:
+            raise SeisinvError("--families: name at least one velocity family")
+        for family in self.families:
+            check_family(family)
+        if self.n < 1:
+            raise SeisinvError(f"--n must be at least 1, got {self.n}")
+        if self.per_file < 1:
+            raise SeisinvError(f"--per-file must be at least 1, got {self.per_file}")
+        if self.seed < 0:
+            raise SeisinvError(f"--seed must be non-negative, got {self.seed}")
+        check_vrange(self.survey, self.vrange)
+        if self.mix_from is not None and "mix" not in self.families:
+            raise SeisinvError("--mix-from is given but 'mix' is not among --families")
+
+    @property
+    def velocity_range(self) -> tuple[float, float]:
+        return check_vrange(self.survey, self.vrange)
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.n / self.per_file)
+
+    def identity(self) -> dict:
+        """The arguments recorded in ``generate.yaml`` and compared on a rerun."""
+        lo, hi = self.velocity_range
+        return {
+            "survey": self.survey.name,
+            "families": list(self.families),
+            "n": self.n,
+            "seed": self.seed,
+            "per_file": self.per_file,
+            "vmin": lo,
+            "vmax": hi,
+            "mix_from": str(Path(self.mix_from).resolve()) if self.mix_from else None,
+        }
+
+    def sample_id(self, index: int) -> str:
+        return f"gen-s{self.seed}-{index:07d}"
+
+    def chunk_range(self, chunk: int) -> range:
+        """Sample indices of ``chunk``."""
+        return range(chunk * self.per_file, min((chunk + 1) * self.per_file, self.n))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``k`` (1-based) of ``count`` equal parts of the chunks."""
+
+    k: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        """``"K/N"`` with 1 <= K <= N, or None for the whole job."""
+        if text is None or text == "":
+            return cls()
+        try:
+            k, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise SeisinvError(f"--shard {text!r}: expected K/N, e.g. 1/4") from None
+        if count < 1 or not 1 <= k <= count:
+            raise SeisinvError(f"--shard {text!r}: expected K/N with 1 <= K <= N")
+        return cls(k, count)
+
+    def chunks(self, n_chunks: int, rank: int = 0, world_size: int = 1) -> list[int]:
+        """The chunks this shard (and torchrun rank) works on."""
+        parts = self.count * world_size
+        mine = (self.k - 1) * world_size + rank
+        return [c for c in range(n_chunks) if c % parts == mine]
+
+
+@dataclass
+class GenerateReport:
+    """What a ``run_generate`` call did."""
+
+    out: Path
+    total: int
+    chunks: list[int]
+    written: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    manifest_rows: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def auto_batch(survey: Survey, per_file: int) -> int:
+    """Samples per physics call: about ``CELLS_PER_BATCH`` cells, at most 64 and ``per_file``."""
+    per_sample = survey.nz * survey.nx * survey.n_shots
+    return max(1, min(per_file, 64, CELLS_PER_BATCH // per_sample))
+
+
+def _simulate_batch(velocity: np.ndarray, survey: Survey, device: str) -> np.ndarray:
+    """(b, nz, nx) survey units -> (b, shots, nt, receivers) float32 numpy (physics call)."""
+    from seisinv.physics import simulate
+
+    return simulate(velocity, survey, device=device).detach().cpu().numpy()
+
+
+def _open_pool(spec: GenerateSpec) -> VelocityMaps | None:
+    if spec.mix_from is None:
+        return None
+    pool = VelocityMaps(spec.mix_from, spec.survey)
+    pool.check_all()
+    lo, hi = spec.velocity_range
+    tolerance = 1e-3 * (hi - lo)
+    for i in range(len(pool)):
+        v = pool[i]
+        if v.min() < lo - tolerance or v.max() > hi + tolerance:
+            raise SeisinvError(
+                f"--mix-from {spec.mix_from}: map {pool.ids[i]} spans {v.min():g}..{v.max():g} "
+                f"{spec.survey.units}, outside the velocity range {lo:g}..{hi:g}"
+            )
+    return pool
+
+
+def prepare_output(spec: GenerateSpec, out: Path) -> None:
+    """Create ``out`` (or check it is this job's earlier output) and record survey and spec.
+
+    Raises:
+        SeisinvError: ``out`` is not a writable folder, holds something else, or holds a run
+            made with different arguments (the message lists them).
+    """
+    if out.exists() and not out.is_dir():
+        raise SeisinvError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / PROGRESS_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise SeisinvError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SeisinvError(f"--out {out}: folder is not writable")
+    with folder_lock(out):
+        spec_path = out / SPEC_FILE
+        wanted = spec.identity()
+        if spec_path.exists():
+            earlier = yaml.safe_load(spec_path.read_text()) or {}
+            changed = [k for k in wanted if earlier.get(k) != wanted[k]]
+            if changed:
+                diffs = ", ".join(f"{k}={earlier.get(k)!r} (now {wanted[k]!r})" for k in changed)
+                raise SeisinvError(
+                    f"--out {out}: holds a generate run with different arguments: {diffs}; "
+                    "rerun with the same arguments to resume, or choose another --out"
+                )
+            stored = survey_from_dict(
+                yaml.safe_load((out / SURVEY_FILE).read_text()), source=str(out / SURVEY_FILE)
+            )
+            if stored.to_dict() != spec.survey.to_dict():
+                raise SeisinvError(
+                    f"--out {out}: was generated for a different survey definition "
+                    f"({out / SURVEY_FILE}); use the same --survey or another --out"
+                )
+            return
+        others = [p.name for p in out.iterdir() if p.name != PROGRESS_DIR]
+        if others:
+            raise SeisinvError(
+                f"--out {out}: not empty and not a seisinv generate output "
+                f"(found {', '.join(sorted(others)[:3])}); choose an empty or new folder"
+            )
+        write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
+        write_yaml(spec_path, wanted)
+
+
+def _chunk_velocities(
+    spec: GenerateSpec, indices: list[int], pool: VelocityMaps | None
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Maps of ``indices``: (len, nz, nx) float32 survey units, concrete families, sample seeds."""
+    maps = np.empty((len(indices), *spec.survey.velocity_shape), np.float32)
+    families, seeds = [], []
+    for row, index in enumerate(indices):
+        seed = sample_seed(spec.seed, index)
+        family = resolve_family(spec.families[index % len(spec.families)], seed)
+        maps[row] = velocity_sample(
+            family, spec.survey, seed, vrange=spec.velocity_range, pool=pool
+        )
+        families.append(family)
+        seeds.append(seed)
+    return maps, families, seeds
+
+
+def run_generate(
+    spec: GenerateSpec,
+    out: str | os.PathLike,
+    *,
+    device: str = "auto",
+    shard: Shard | None = None,
+    batch: int | None = None,
+    show_progress: bool = True,
+) -> GenerateReport:
+    """Generate (or finish generating) ``spec`` into ``out``; see the module docstring.
+
+    Writes, for ``survey.layout == "openfwi"``, ``data/data{c}.npy`` (k, shots, nt, receivers)
+    float32 and ``model/model{c}.npy`` (k, 1, *disk_velocity_shape) float32 per chunk ``c``; for
+    ``"speed-structure"``, a folder ``<id>/`` per sample with ``receiver_data_src_{shot}.npy``
+    (nt, receivers) float32 and ``vp_model.npy`` (disk_velocity_shape) float64. Chunks already
+    finished are skipped; ``manifest.csv`` lists every finished sample.
+
+    Args:
+        device: torch device for the physics ("auto": CUDA if present).
+        shard: this process's part of the chunks (torchrun ranks split it further).
+        batch: samples per physics call (default ``auto_batch``).
+        show_progress: draw the progress bar (rank 0 only under torchrun).
+    """
+    from rich.progress import TextColumn
+
+    from seisinv import __version__
+    from seisinv.runtime import dist_info, progress_bar, resolve_device
+
+    out = Path(out)
+    survey = spec.survey
+    resolve_device(device)
+    if batch is not None and batch < 1:
+        raise SeisinvError(f"--batch must be at least 1, got {batch}")
+    batch = batch or auto_batch(survey, spec.per_file)
+    pool = _open_pool(spec)
+    prepare_output(spec, out)
+    dist = dist_info()
+    chunks = (shard or Shard()).chunks(spec.n_chunks, dist.rank, dist.world_size)
+    report = GenerateReport(out=out, total=sum(len(spec.chunk_range(c)) for c in chunks),
+                            chunks=chunks)
+    started = time.perf_counter()
+
+    bar = progress_bar(TextColumn("{task.fields[rate]}"),
+                       disable=not (show_progress and dist.is_main))
+    with bar:
+        task = bar.add_task("generate", total=report.total, rate="")
+        for chunk in chunks:
+            indices = list(spec.chunk_range(chunk))
+            if chunk_done(out, chunk):
+                report.skipped += len(indices)
+                bar.advance(task, len(indices))
+                continue
+
+            def advance(k: int) -> None:
+                report.written += k
+                elapsed = time.perf_counter() - started
+                bar.update(task, advance=k, rate=f"{report.written / elapsed:.2f} samples/s")
+
+            if survey.layout == "openfwi":
+                rows = _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch,
+                                            advance)
+            else:
+                rows, kept = _write_folder_chunk(spec, out, indices, pool, device, batch,
+                                                 advance)
+                report.skipped += kept
+                bar.advance(task, kept)
+            for row in rows:
+                row.update(survey=survey.name, seisinv_version=__version__)
+            record_chunk(out, chunk, rows)
+            report.manifest_rows = rebuild_manifest(out)
+    report.manifest_rows = rebuild_manifest(out)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch, advance) -> list[dict]:
+    """OpenFWI layout: fill data{c}.npy and model{c}.npy batch by batch, then rename both."""
+    survey = spec.survey
+    data_name, model_name = f"data{chunk}.npy", f"model{chunk}.npy"
+    remove_stale(out / "data", data_name)
+    remove_stale(out / "model", model_name)
+    rows: list[dict] = []
+    k = len(indices)
+    with (
+        atomic_memmap(out / "data" / data_name, (k, *survey.gather_shape)) as data,
+        atomic_memmap(out / "model" / model_name, (k, 1, *survey.disk_velocity_shape)) as model,
+    ):
+        for start in range(0, k, batch):
+            part = indices[start:start + batch]
+            maps, families, seeds = _chunk_velocities(spec, part, pool)
+            data[start:start + len(part)] = _simulate_batch(maps, survey, device)
+            model[start:start + len(part), 0] = survey.velocity_to_disk(maps)
+            for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
+                rows.append({"id": spec.sample_id(index), "family": family, "seed": seed,
+                             "file": f"data/{data_name}", "index": start + row})
+            advance(len(part))
+    return rows
+
+
+def _write_folder_chunk(spec, out, indices, pool, device, batch, advance) -> tuple[list[dict], int]:
+    """Speed & Structure layout: one folder per sample; folders finished earlier are kept.
+
+    Returns the chunk's manifest rows and how many samples were already on disk."""
+    survey = spec.survey
+    rows: list[dict] = []
+    todo = []
+    for index in indices:
+        sample = spec.sample_id(index)
+        remove_stale(out, sample)
+        if folder_complete(out / sample, survey):
+            seed = sample_seed(spec.seed, index)
+            family = resolve_family(spec.families[index % len(spec.families)], seed)
+            rows.append({"id": sample, "family": family, "seed": seed, "file": sample,
+                         "index": 0})
+        else:
+            todo.append(index)
+    for start in range(0, len(todo), batch):
+        part = todo[start:start + batch]
+        maps, families, seeds = _chunk_velocities(spec, part, pool)
+        gathers = _simulate_batch(maps, survey, device)
+        for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
+            sample = spec.sample_id(index)
+            write_sample_folder(out / sample, gathers[row], survey, velocity=maps[row])
+            rows.append({"id": sample, "family": family, "seed": seed, "file": sample,
+                         "index": 0})
+        advance(len(part))
+    return sorted(rows, key=lambda r: r["id"]), len(indices) - len(todo)

@@ -1,0 +1,137 @@
+"""The ``seisinv simulate`` job: forward-model velocity maps a user already has.
+
+Reads maps with ``VelocityMaps`` (``.npy`` stacks or Speed & Structure folders, survey units,
+on-disk axis order) and writes gathers in the survey's layout:
+
+- ``layout == "openfwi"``: one ``.npy`` file (n, shots, nt, receivers) float32, rows in input
+  order, written atomically (a killed run leaves no partial file and starts over);
+- ``layout == "speed-structure"``: ``OUT/<id>/receiver_data_src_{shot}.npy`` (nt, receivers)
+  float32 per sample, with ``vp_model.npy`` copied in when the folder has none; finished folders
+  are skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from seisinv.errors import SeisinvError
+from seisinv.generation.job import _simulate_batch, auto_batch
+from seisinv.generation.maps import VELOCITY_FILE, VelocityMaps
+from seisinv.generation.writers import (
+    add_gathers_to_folder,
+    atomic_memmap,
+    folder_complete,
+    remove_stale,
+    write_sample_folder,
+)
+from seisinv.survey import Survey
+
+
+@dataclass
+class SimulateReport:
+    """What a ``run_simulate`` call did."""
+
+    out: Path
+    total: int
+    written: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_simulate(
+    models: str | os.PathLike,
+    survey: Survey,
+    out: str | os.PathLike,
+    *,
+    device: str = "auto",
+    batch: int | None = None,
+    show_progress: bool = True,
+) -> SimulateReport:
+    """Simulate the survey's gathers over every map in ``models`` and write them to ``out``.
+
+    Args:
+        models: .npy file/folder or Speed & Structure sample folder(s); maps in survey units,
+            on-disk axis order (``survey.disk_velocity_shape``).
+        survey: geometry, physics settings and output layout.
+        out: a ``.npy`` file for the OpenFWI layout, a folder for Speed & Structure.
+        device: torch device ("auto": CUDA if present).
+        batch: samples per physics call (default ``auto_batch``).
+
+    Raises:
+        DataError: a map of the wrong shape, non-finite, or in the wrong units (names the file).
+        SeisinvError: an output path that does not fit the layout or cannot be written.
+    """
+    from rich.progress import TextColumn
+
+    from seisinv.runtime import progress_bar, resolve_device
+
+    resolve_device(device)
+    out = Path(out)
+    if batch is not None and batch < 1:
+        raise SeisinvError(f"--batch must be at least 1, got {batch}")
+    batch = batch or auto_batch(survey, 64)
+    if survey.layout == "openfwi" and out.suffix != ".npy":
+        raise SeisinvError(
+            f"--out {out}: survey {survey.name!r} stores gathers as one .npy file; "
+            "give a path ending in .npy"
+        )
+    if survey.layout == "speed-structure" and out.exists() and not out.is_dir():
+        raise SeisinvError(f"--out {out}: survey {survey.name!r} writes a folder per sample")
+    maps = VelocityMaps(models, survey)
+    maps.check_all()
+    report = SimulateReport(out=out, total=len(maps))
+    started = time.perf_counter()
+    bar = progress_bar(TextColumn("{task.fields[rate]}"), disable=not show_progress)
+    try:
+        with bar:
+            task = bar.add_task("simulate", total=len(maps), rate="")
+
+            def advance(k: int) -> None:
+                report.written += k
+                elapsed = time.perf_counter() - started
+                bar.update(task, advance=k, rate=f"{report.written / elapsed:.2f} samples/s")
+
+            if survey.layout == "openfwi":
+                _simulate_to_file(maps, survey, out, device, batch, advance)
+            else:
+                todo = [i for i in range(len(maps))
+                        if not folder_complete(out / maps.ids[i], survey, with_velocity=False)]
+                report.skipped = len(maps) - len(todo)
+                bar.advance(task, report.skipped)
+                _simulate_to_folders(maps, todo, survey, out, device, batch, advance)
+    except PermissionError as exc:
+        raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _simulate_to_file(maps, survey, out, device, batch, advance) -> None:
+    n = len(maps)
+    remove_stale(out.parent, out.name)
+    with atomic_memmap(out, (n, *survey.gather_shape)) as data:
+        for start in range(0, n, batch):
+            part = range(start, min(start + batch, n))
+            data[start:start + len(part)] = _simulate_batch(maps.batch(part), survey, device)
+            advance(len(part))
+
+
+def _simulate_to_folders(maps, todo, survey, out, device, batch, advance) -> None:
+    for start in range(0, len(todo), batch):
+        part = todo[start:start + batch]
+        velocity = maps.batch(part)
+        gathers = _simulate_batch(velocity, survey, device)
+        for row, i in enumerate(part):
+            folder = out / maps.ids[i]
+            remove_stale(out, maps.ids[i])
+            if (folder / VELOCITY_FILE).exists():
+                add_gathers_to_folder(folder, gathers[row], survey)
+            else:
+                write_sample_folder(folder, gathers[row], survey, velocity=velocity[row])
+        advance(len(part))
