@@ -14,26 +14,30 @@ def openfwi_wavelet_length(freq: float, dt: float) -> int:
     """Number of samples of OpenFWI's Ricker: ``int(2.2 / freq / dt)`` forced odd.
 
     OpenFWI's wavelet has ``2 * floor(2.2 / freq / dt / 2) + 1`` samples and peaks on its
-    middle sample, so its peak time is ``(length // 2) * dt`` (73 ms at 15 Hz, 1 ms).
+    middle sample (index 73 at 15 Hz, 1 ms). Because OpenFWI injects wavelet sample ``i`` one
+    step late and drops its first recorded sample, its gathers equal ours (sample ``j`` at
+    time ``j dt``, wavelet sample ``i`` at ``i dt``) with the peak at ``(length // 2 - 2) dt``:
+    71 ms for the ``openfwi`` survey (see docs/physics.md).
     """
     return 2 * int(math.floor(2.2 / freq / dt / 2)) + 1
 
 
-def default_peak_time(freq: float, dt: float) -> float:
-    """Default wavelet peak time in seconds: OpenFWI's convention, ``(length // 2) * dt``."""
-    return (openfwi_wavelet_length(freq, dt) // 2) * dt
+def default_peak_time(freq: float) -> float:
+    """Default wavelet peak time in seconds, ``1.1 / freq`` (73.3 ms at 15 Hz).
+
+    Late enough that the Ricker starts from ~1e-5 of its peak, so the record begins quietly.
+    """
+    return 1.1 / freq
 
 
-def ricker(
-    freq: float, dt: float, nt: int, peak_time: float | None = None
-) -> torch.Tensor:
+def ricker(freq: float, dt: float, nt: int, peak_time: float | None = None) -> torch.Tensor:
     """Ricker wavelet ``(1 - 2 a) exp(-a)``, ``a = (pi freq (t - peak_time))^2``, unit peak.
 
     Args:
         freq: peak frequency in Hz.
         dt: sample interval in seconds.
         nt: number of samples; sample ``i`` is at time ``i * dt``.
-        peak_time: time of the peak in seconds (default: ``default_peak_time(freq, dt)``).
+        peak_time: time of the peak in seconds (default: ``default_peak_time(freq)``).
 
     Returns:
         (nt,) float32 tensor on the CPU, dimensionless (peak value 1 at ``peak_time``).
@@ -43,7 +47,7 @@ def ricker(
             f"ricker: need freq > 0 Hz, dt > 0 s and nt >= 1, got freq={freq}, dt={dt}, nt={nt}"
         )
     if peak_time is None:
-        peak_time = default_peak_time(freq, dt)
+        peak_time = default_peak_time(freq)
     # Computed in float64 so long records (10001 samples) do not accumulate rounding in t.
     t = torch.arange(nt, dtype=torch.float64) * dt - peak_time
     a = (math.pi * freq * t) ** 2
