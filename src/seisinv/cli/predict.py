@@ -1,9 +1,135 @@
-"""CLI: placeholder until its issue lands."""
+"""CLI: ``seisinv predict`` (model -> prediction directory), ``seisinv ensemble`` (combine prediction
+directories) and ``seisinv submit`` (prediction directory -> challenge submission file).
+
+Heavy imports (torch, the model code) happen inside the commands so ``seisinv --help`` stays fast.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def _floats(text: str | None) -> list[float] | None:
+    from seisinv.errors import SeisinvError
+
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SeisinvError(f"--weights {text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``predict``, ``ensemble`` and ``submit`` to ``app``."""
+
+    @app.command("predict")
+    def predict_command(
+        data: Path = typer.Option(..., "--data", help="Dataset to predict (any layout seisinv reads)."),
+        out: Path = typer.Option(..., "--out", help="Prediction directory (created; resumes)."),
+        run: Path = typer.Option(None, "--run", help="Training run directory (uses checkpoints/best)."),
+        checkpoint: Path = typer.Option(None, "--checkpoint", help="A checkpoint directory instead of --run."),
+        tta: str = typer.Option(
+            "none", "--tta", help="Test-time augmentation: none, flip, noise, scale, or a comma list."
+        ),
+        weights: str = typer.Option("ema", "--weights", help="ema (default) or model."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+        batch: int = typer.Option(16, "--batch", help="Samples per model call."),
+    ) -> None:
+        """Predict velocity maps (survey units) for every sample of --data with a trained model."""
+        from rich.console import Console
+
+        from seisinv.errors import SeisinvError
+
+        if (run is None) == (checkpoint is None):
+            raise SeisinvError("give exactly one of --run RUN_DIR or --checkpoint DIR")
+        from seisinv.data import open_dataset
+        from seisinv.inference.predict import open_prediction_store, parse_tta, predict
+        from seisinv.training import load_run
+
+        names = parse_tta(tta)
+        loaded = load_run(run or checkpoint, which=weights, device=device)
+        source = open_dataset(data, loaded.survey)
+        store = open_prediction_store(out, loaded, names)
+        done = predict(loaded, source, store, tta=names, batch=batch)
+        Console(stderr=True).print(
+            f"predicted {done} sample(s) ({len(source) - done} already done) with "
+            f"{loaded.checkpoint} [{loaded.which}], tta={names or 'none'} -> {out}"
+        )
+
+    @app.command("ensemble")
+    def ensemble_command(
+        members: list[Path] = typer.Argument(..., help="Prediction directories to combine."),
+        out: Path = typer.Option(..., "--out", help="Output prediction directory (with spread/)."),
+        method: str = typer.Option("mean", "--method", help="mean, median or weighted."),
+        weights: str = typer.Option(None, "--weights", help="Comma-separated member weights."),
+        fit_on: Path = typer.Option(
+            None, "--fit-on", help="Labelled dataset (or prediction dir) to fit weighted-mean weights on."
+        ),
+        metric: str = typer.Option("mae", "--metric", help="Metric the weight fit minimises: mae, mse, mape."),
+        per_family: bool = typer.Option(False, "--per-family", help="Fit one weight vector per family."),
+    ) -> None:
+        """Combine prediction directories sample by sample; the spread across members is kept."""
+        from rich.console import Console
+
+        from seisinv.errors import SeisinvError
+        from seisinv.evaluation.truth import load_truth
+        from seisinv.inference.ensemble import METHODS, EnsemblePlan, ensemble_stores, fit_plan
+        from seisinv.inference.store import PredictionStore
+        from seisinv.io import write_json
+
+        console = Console(stderr=True)
+        if method not in METHODS:
+            raise SeisinvError(f"--method {method!r}; use one of {', '.join(METHODS)}")
+        stores = [PredictionStore(m) for m in members]
+        plan = EnsemblePlan(method=method)
+        families: dict[str, str | None] = {}
+        if method == "weighted":
+            if (weights is None) == (fit_on is None):
+                raise SeisinvError("--method weighted needs exactly one of --weights or --fit-on")
+            if fit_on is not None:
+                truth = load_truth(fit_on, stores[0].survey)
+                families = {k: r.family for k, r in truth.items()}
+                plan = fit_plan(
+                    stores, {k: (r.velocity, r.family) for k, r in truth.items()},
+                    metric=metric, per_family=per_family,
+                )
+            else:
+                plan.weights = {"*": _floats(weights)}
+        elif weights is not None or fit_on is not None:
+            raise SeisinvError("--weights / --fit-on only apply to --method weighted")
+        out_store = PredictionStore(
+            out, stores[0].survey, source=f"ensemble {method} of {len(stores)}",
+            info={"members": [str(m) for m in members], **plan.to_dict()},
+        )
+        write_json(out / "ensemble.json", {"members": [str(m) for m in members], **plan.to_dict()})
+        done = ensemble_stores(stores, out_store, plan, families)
+        if plan.weights:
+            for family, w in plan.weights.items():
+                console.print(f"weights [{family}]: " + ", ".join(f"{x:.3f}" for x in w))
+        console.print(f"combined {done} sample(s) from {len(stores)} member(s) -> {out}")
+
+    @app.command("submit")
+    def submit_command(
+        predictions: Path = typer.Argument(..., help="Prediction directory."),
+        fmt: str = typer.Option(..., "--format", help="speed-structure (.npz) or kaggle-gwi (.csv)."),
+        out: Path = typer.Option(..., "--out", help="Submission file to write."),
+        ids_from: Path = typer.Option(
+            None, "--ids-from", help="Test dataset whose sample ids the file must cover exactly."
+        ),
+    ) -> None:
+        """Write a challenge submission file; refuses (and writes nothing) if anything is invalid."""
+        from rich.console import Console
+
+        from seisinv.data import open_dataset
+        from seisinv.inference.store import PredictionStore
+        from seisinv.inference.submission import StoreMapping, write_submission
+
+        store = PredictionStore(predictions)
+        expected = None if ids_from is None else open_dataset(ids_from, store.survey).ids
+        mapping = StoreMapping(store)
+        path = write_submission(fmt, out, mapping, store.survey, expected)
+        note = "" if expected is not None else " (ids not checked: pass --ids-from TEST_DIR)"
+        Console(stderr=True).print(f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}")

@@ -189,3 +189,63 @@ def _safe(sample_id: str) -> str:
 
 def _img(png: Path, root: Path, alt: str) -> str:
     return f"<img src='{html.escape(png.relative_to(root).as_posix())}' alt='{html.escape(alt)}'>"
+
+
+def report_for(
+    target: str | Path,
+    truth: str | Path | None = None,
+    predictions: list[str | Path] | None = None,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    n_samples: int = 3,
+) -> Path:
+    """Build a report from paths, as ``seisinv report`` does.
+
+    Args:
+        target: a training run directory (training curves) or a prediction directory.
+        truth: labelled dataset (or prediction directory) for true/error maps and metrics.
+        predictions: further prediction directories (compared in the metrics table).
+        data: dataset whose gathers are drawn for the shown samples.
+        out: report folder (default ``TARGET/report``).
+        n_samples: samples drawn.
+
+    Returns:
+        The path of ``index.html``.
+    """
+    from seisinv.evaluation.evaluate import evaluate_store
+    from seisinv.evaluation.truth import is_prediction_dir, load_truth
+
+    target = Path(target)
+    paths = [Path(p) for p in predictions or []]
+    run_dir = None
+    if is_prediction_dir(target):
+        paths.insert(0, target)
+    elif (target / "metrics.jsonl").exists() or (target / "config.yaml").exists():
+        run_dir = target
+    else:
+        from seisinv.errors import DataError
+
+        raise DataError(f"{target}: neither a run directory (metrics.jsonl) nor a prediction "
+                        "directory (manifest.json + velocity/)")
+    stores = {p.name: PredictionStore(p) for p in paths}
+    survey = next(iter(stores.values())).survey if stores else None
+    records = load_truth(truth, survey) if truth is not None else None
+    evaluations = [evaluate_store(s, list(records.values()), name) for name, s in stores.items()] if records else []
+    qc = None
+    if paths and (paths[0] / "qc.json").exists():
+        qc = json.loads((paths[0] / "qc.json").read_text())
+    gathers: dict[str, np.ndarray] = {}
+    if data is not None and stores:
+        from seisinv.data import open_dataset
+
+        source = open_dataset(data, survey)
+        first = next(iter(stores.values()))
+        known = set(source.ids)
+        for sample_id in choose_samples(first.ids(), records, n_samples):
+            if sample_id in known:
+                gathers[sample_id] = source[source.index_of(sample_id)].gathers
+    inputs = ReportInputs(
+        predictions=stores, truth=records, evaluations=evaluations, run_dir=run_dir,
+        gathers=gathers, qc=qc, title=f"seisinv report: {target.name}", n_samples=n_samples,
+    )
+    return write_report(out or target / "report", inputs)

@@ -33,9 +33,17 @@ class PredictionStore:
         root: the directory.
         survey: required when creating a new store; read from ``manifest.json`` otherwise.
         source: free text recorded in the manifest (the run, the command).
+        info: optional JSON-serialisable details recorded in a new manifest under ``"info"``
+            (e.g. the checkpoint and test-time augmentation used).
     """
 
-    def __init__(self, root: str | Path, survey: Survey | None = None, source: str = "") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        survey: Survey | None = None,
+        source: str = "",
+        info: dict | None = None,
+    ) -> None:
         self.root = Path(root)
         manifest = self.root / "manifest.json"
         if manifest.exists():
@@ -56,6 +64,8 @@ class PredictionStore:
         else:
             self.survey = survey
             self.meta = {"survey": survey.to_dict(), "source": source, "format": FORMAT_VERSION}
+            if info:
+                self.meta["info"] = info
             write_json(manifest, self.meta)
 
     def ids(self) -> list[str]:
