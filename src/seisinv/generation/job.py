@@ -31,6 +31,7 @@ from seisinv.generation.maps import VelocityMaps
 from seisinv.generation.writers import (
     atomic_memmap,
     folder_complete,
+    publish_mode,
     remove_stale,
     write_sample_folder,
 )
@@ -232,6 +233,8 @@ def prepare_output(spec: GenerateSpec, out: Path) -> None:
             )
         write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
         write_yaml(spec_path, wanted)
+        publish_mode(out / SURVEY_FILE)
+        publish_mode(spec_path)
 
 
 def _chunk_velocities(

@@ -9,6 +9,7 @@ before the work is redone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -25,6 +26,20 @@ VELOCITY_FILE = "vp_model.npy"
 _TMP_MARK = ".tmp"
 
 
+@functools.cache
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, before any worker threads exist.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | Path, directory: bool = False) -> None:
+    """Give a temporary (created 0600/0700 by tempfile) the permissions a normal file or folder
+    would get, so datasets written for a group stay readable by it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_memmap(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Iterator[np.memmap]:
     """A writable .npy memmap under a temporary name; on clean exit flushed, fsynced and renamed
@@ -33,6 +48,7 @@ def atomic_memmap(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Itera
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_MARK, dir=path.parent)
     os.close(fd)
+    publish_mode(tmp)
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         yield array
@@ -75,12 +91,15 @@ def write_sample_folder(
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=_TMP_MARK, dir=folder.parent))
+    publish_mode(tmp, directory=True)
     try:
         for name, shot in zip(shot_file_names(survey), gathers, strict=True):
             save_npy(tmp / name, np.ascontiguousarray(shot, dtype=np.float32))
         if velocity is not None:
             disk = survey.velocity_to_disk(np.asarray(velocity))
             save_npy(tmp / VELOCITY_FILE, np.ascontiguousarray(disk, dtype=np.float64))
+        for file in tmp.iterdir():
+            publish_mode(file)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -94,6 +113,7 @@ def add_gathers_to_folder(folder: Path, gathers: np.ndarray, survey: Survey) -> 
     other files; (shots, nt, receivers) float32 -> ``receiver_data_src_{name}.npy``."""
     for name, shot in zip(shot_file_names(survey), gathers, strict=True):
         save_npy(folder / name, np.ascontiguousarray(shot, dtype=np.float32))
+        publish_mode(folder / name)
 
 
 def remove_stale(folder: Path, name: str) -> None:
