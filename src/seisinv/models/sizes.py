@@ -20,6 +20,24 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "full": {"backbone": "caformer_s18", "input_height": 256, "first_stride": [4, 1]},
     },
+    "eva_fusion": {
+        "tiny": {
+            "image_size": [28, 14],
+            "patch_size": 7,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "split": 1,
+        },
+        "full": {
+            "image_size": [224, 224],
+            "patch_size": 14,
+            "embed_dim": 384,
+            "depth": 12,
+            "num_heads": 6,
+            "split": 4,
+        },
+    },
 }
 
 
