@@ -358,3 +358,15 @@ def _check_generated_survey(found: Discovery, survey: Survey) -> None:
             found.problems.append(Problem(
                 path, f"dataset made for survey {stored.name!r} ({name} {getattr(stored, name)}) "
                       f"but read as {survey.name!r} ({name} {getattr(survey, name)})"))
+
+
+def guess_survey(root: str | Path) -> Survey:
+    """The survey a dataset most likely uses: its ``survey.yaml`` (generate output), else
+    ``speed-structure`` for per-sample folders and ``openfwi`` for anything else."""
+    root = Path(root)
+    if root.is_dir() and (root / "survey.yaml").exists():
+        return load_survey(root / "survey.yaml")
+    if root.is_dir() and (_is_sample_folder(root) or any(_is_sample_folder(d)
+                                                         for d in _subdirs(root))):
+        return load_survey("speed-structure")
+    return load_survey("openfwi")

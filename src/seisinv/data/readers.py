@@ -27,7 +27,12 @@ from .layout import (
     discover,
 )
 from .sample import Sample
-from .validate import gathers_value_problems, raise_problems, velocity_value_problems
+from .validate import (
+    gathers_value_problems,
+    load_npy_checked,
+    raise_problems,
+    velocity_value_problems,
+)
 
 # How many problems a reader's DataError lists before pointing at `seisinv check`.
 MAX_LISTED_PROBLEMS = 5
@@ -103,7 +108,7 @@ class SampleSource(Sequence):
     # ---- reading ------------------------------------------------------------------------
     def _map(self, path: Path) -> np.ndarray:
         if path not in self._maps:
-            self._maps[path] = np.load(path, mmap_mode="r", allow_pickle=False)
+            self._maps[path] = load_npy_checked(path, mmap=True)
         return self._maps[path]
 
     def _read(self, ref: SampleRef) -> Sample:
@@ -111,7 +116,7 @@ class SampleSource(Sequence):
             gathers = np.stack([_load_trace_file(p, self.survey) for p in ref.shot_paths])
             velocity = None
             if ref.velocity_path is not None:
-                velocity = _check_velocity(np.load(ref.velocity_path, allow_pickle=False),
+                velocity = _check_velocity(load_npy_checked(ref.velocity_path),
                                            ref.velocity_path, self.survey)
         elif isinstance(ref, StackedRef):
             gathers = np.array(self._map(ref.data_path)[ref.index], dtype=np.float32)
@@ -135,7 +140,7 @@ def _velocity_path(ref: SampleRef) -> Path | None:
 
 def _load_trace_file(path: Path, survey: Survey) -> np.ndarray:
     """One shot of a folder sample: (time, receivers) float32."""
-    array = np.load(path, allow_pickle=False)
+    array = load_npy_checked(path)
     expected = survey.gather_shape[1:]
     problems = []
     if array.shape != expected:
@@ -148,7 +153,7 @@ def _load_trace_file(path: Path, survey: Survey) -> np.ndarray:
 
 def _load_gathers_file(path: Path, survey: Survey) -> np.ndarray:
     """A single-sample gathers file: (shots, time, receivers) float32."""
-    array = np.load(path, allow_pickle=False)
+    array = load_npy_checked(path)
     problems = []
     if array.shape != survey.gather_shape:
         problems.append(f"gathers shape {array.shape}, expected {survey.gather_shape} "

@@ -153,3 +153,18 @@ def raise_problems(path: str | os.PathLike, problems: list[str]) -> None:
     """Raise one ``DataError`` naming ``path`` and every problem found, if there are any."""
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems))
+
+
+def load_npy_checked(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
+    """``np.load`` (no pickle; memory-mapped when ``mmap``) turning failures into ``DataError``.
+
+    A truncated file is reported as such, with its size and the size its header promises.
+    """
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (ValueError, OSError, EOFError) as exc:
+        header = read_npy_header(path)
+        raise_problems(path, header_problems(header, header.shape, (header.dtype.type,), "array"))
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None

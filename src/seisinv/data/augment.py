@@ -1,0 +1,147 @@
+"""Seeded training augmentations, named in configs: ``build_augment([{"name": ..., **params}], survey)``.
+
+Each step acts on one raw sample before the transform pipeline: gathers ``(shots, time,
+receivers)`` float32 and velocity ``(nz, nx)`` (survey units, depth first, or None), drawing every
+random number from the ``numpy.random.Generator`` it is given (``SeismicDataset`` seeds it from
+``(seed, epoch, index)``), so a run is reproducible whatever the number of workers.
+
+=================  ==========================================  ====================================
+name               params                                      effect
+=================  ==========================================  ====================================
+``flip``           ``p=0.5``, ``strategy="nearest"``           left-right mirror (``seisinv.data.flip``)
+``amplitude``      ``low=0.5``, ``high=2.0``, ``p=1.0``        gathers x factor, log-uniform in
+                                                               [low, high]
+``noise``          ``level=0.05``, ``p=0.5``                   + Gaussian noise, std = level x RMS
+``trace_dropout``  ``rate=0.05``, ``p=0.5``                    zero each (shot, receiver) trace with
+                                                               probability ``rate``
+=================  ==========================================  ====================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from seisinv.errors import ConfigError
+from seisinv.registry import Registry
+from seisinv.survey import Survey
+
+from .flip import flip_sample
+from .sample import Sample
+
+# (gathers, velocity or None, rng) -> (gathers, velocity or None)
+AugmentStep = Callable[[np.ndarray, "np.ndarray | None", np.random.Generator],
+                       "tuple[np.ndarray, np.ndarray | None]"]
+
+AUGMENTS: Registry[Callable[..., AugmentStep]] = Registry("augmentation")
+
+
+def _probability(name: str, p: float) -> float:
+    if not 0 <= p <= 1:
+        raise ConfigError(f"augmentation {name}: p = {p} must lie in [0, 1]")
+    return p
+
+
+@AUGMENTS.register("flip")
+def _flip(survey: Survey, p: float = 0.5, strategy: str = "nearest") -> AugmentStep:
+    _probability("flip", p)
+    if strategy not in ("nearest", "resimulate"):
+        raise ConfigError(f"augmentation flip: strategy {strategy!r}; use nearest or resimulate")
+
+    def flip(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        flipped = flip_sample(Sample("augment", gathers, velocity), survey, strategy=strategy)
+        return flipped.gathers, flipped.velocity
+
+    return flip
+
+
+@AUGMENTS.register("amplitude")
+def _amplitude(survey: Survey, low: float = 0.5, high: float = 2.0, p: float = 1.0) -> AugmentStep:
+    _probability("amplitude", p)
+    if not 0 < low <= high:
+        raise ConfigError(f"augmentation amplitude: need 0 < low <= high, got {low}, {high}")
+
+    def amplitude(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        factor = np.exp(rng.uniform(np.log(low), np.log(high)))
+        return (gathers * np.float32(factor)).astype(np.float32), velocity
+
+    return amplitude
+
+
+@AUGMENTS.register("noise")
+def _noise(survey: Survey, level: float = 0.05, p: float = 0.5) -> AugmentStep:
+    _probability("noise", p)
+    if level < 0:
+        raise ConfigError(f"augmentation noise: level {level} must be >= 0")
+
+    def noise(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        rms = float(np.sqrt(np.mean(np.square(gathers, dtype=np.float64))))
+        added = rng.standard_normal(gathers.shape, dtype=np.float32) * np.float32(level * rms)
+        return gathers + added, velocity
+
+    return noise
+
+
+@AUGMENTS.register("trace_dropout")
+def _trace_dropout(survey: Survey, rate: float = 0.05, p: float = 0.5) -> AugmentStep:
+    _probability("trace_dropout", p)
+    _probability("trace_dropout rate", rate)
+
+    def trace_dropout(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        shots, _, receivers = gathers.shape
+        keep = rng.random((shots, 1, receivers)) >= rate
+        return gathers * keep.astype(np.float32), velocity
+
+    return trace_dropout
+
+
+class Augment:
+    """An ordered chain of augmentation steps; ``augment(gathers, velocity, rng)``.
+
+    Args:
+        steps: the built steps; ``specs`` keeps the config entries for ``repr`` and saving.
+    """
+
+    def __init__(self, steps: Sequence[AugmentStep], specs: Sequence[dict]) -> None:
+        self.steps = list(steps)
+        self.specs = [dict(s) for s in specs]
+
+    def __repr__(self) -> str:
+        return f"Augment({[s['name'] for s in self.specs]})"
+
+    def __call__(self, gathers: np.ndarray, velocity: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        for step in self.steps:
+            gathers, velocity = step(gathers, velocity, rng)
+        return gathers, velocity
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        """Augment a whole ``Sample`` (gathers and velocity)."""
+        gathers, velocity = self(sample.gathers, sample.velocity, rng)
+        return replace(sample, gathers=gathers, velocity=velocity)
+
+
+def build_augment(steps: Sequence[dict] | None, survey: Survey) -> Augment:
+    """Build an ``Augment`` from config entries ``{"name": <step>, **params}`` (see module docs)."""
+    built = []
+    for position, spec in enumerate(steps or []):
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ConfigError(f"augment[{position}]: expected a mapping with a 'name', got {spec!r}")
+        params = {k: v for k, v in spec.items() if k != "name"}
+        builder = AUGMENTS.get(spec["name"])
+        try:
+            built.append(builder(survey, **params))
+        except TypeError as exc:
+            raise ConfigError(f"augment[{position}] ({spec['name']}): bad parameters ({exc})") \
+                from None
+    return Augment(built, steps or [])

@@ -1,0 +1,142 @@
+"""Horizontal flip of a sample, consistent with the physics.
+
+Mirroring the velocity left-right (``x -> (nx - 1) - x`` in cells) gives the gathers of the
+mirrored survey: shot ``i`` of the flipped sample is the original shot whose source sits at the
+mirror of source ``i``, with its receivers reversed the same way. That is exact only where the
+geometry is mirror-symmetric on the grid:
+
+- OpenFWI: sources at x cells 0, 17, 34, 52, 69 mirror to 69, 52, 35, 17, 0 — the middle shot
+  (34) has no partner at 35; the 70 receivers mirror exactly.
+- Speed & Structure: sources at 0, 74, 149, 224, 299 mirror to 299, 225, 150, 75, 0 — three shots
+  are 1 m off; receivers at 0, 10, ..., 290, 299 (300 m snaps to the last cell) mirror to
+  299, 289, ..., 9, 0, so every interior receiver is 1 m off.
+
+Two strategies (``flip_sample(..., strategy=)``):
+
+- ``"nearest"`` (no velocity needed; inference TTA, cheap augmentation): every shot and receiver
+  takes the data of the nearest mirrored one. Exact for mirror-symmetric shots; elsewhere the
+  source or receiver is displaced by the offsets listed above (10 m for OpenFWI's middle shot,
+  1 m for Speed & Structure), an approximation whose size the tests measure.
+- ``"resimulate"`` (training augmentation, velocity known): shots without an exact mirror are
+  re-simulated from the flipped velocity with ``seisinv.physics.simulate`` (all shots when the
+  receivers do not mirror exactly). The result equals simulating the flipped velocity, up to the
+  simulator's own floating-point error; mixing re-simulated shots with recorded ones carries the
+  difference between ``simulate`` and the simulator that made the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from seisinv.errors import DataError
+from seisinv.survey import Survey
+
+from .sample import Sample
+
+Strategy = Literal["nearest", "resimulate"]
+
+
+@dataclass(frozen=True)
+class MirrorMap:
+    """Where each shot / receiver of the flipped survey takes its data from.
+
+    Attributes:
+        shots: (shots,) index of the original shot used for flipped shot ``i``.
+        shots_exact: (shots,) True where that source sits exactly at the mirror position.
+        shot_offset_m: (shots,) distance in metres between the used source's mirror and the
+            wanted source.
+        receivers, receivers_exact, receiver_offset_m: the same for receivers.
+    """
+
+    shots: np.ndarray
+    shots_exact: np.ndarray
+    shot_offset_m: np.ndarray
+    receivers: np.ndarray
+    receivers_exact: np.ndarray
+    receiver_offset_m: np.ndarray
+
+    @property
+    def exact(self) -> bool:
+        """True when the survey is mirror-symmetric on its grid (the flip is exact)."""
+        return bool(self.shots_exact.all() and self.receivers_exact.all())
+
+
+def _nearest_mirror(cells: np.ndarray, nx: int, dx: float):
+    mirrored = (nx - 1) - cells  # mirror of each position in the same cell grid
+    distance = np.abs(mirrored[None, :] - cells[:, None])  # [wanted i, available j]
+    source = distance.argmin(axis=1)
+    offset = distance[np.arange(len(cells)), source]
+    return source, offset == 0, offset * dx
+
+
+def mirror_map(survey: Survey) -> MirrorMap:
+    """The shot and receiver mapping of a left-right flip on ``survey``'s grid (cell positions)."""
+    shots, shots_exact, shot_offset = _nearest_mirror(survey.source_cells[:, 1], survey.nx,
+                                                      survey.dx)
+    rec, rec_exact, rec_offset = _nearest_mirror(survey.receiver_cells[:, 1], survey.nx, survey.dx)
+    return MirrorMap(shots, shots_exact, shot_offset, rec, rec_exact, rec_offset)
+
+
+def flip_velocity(velocity):
+    """Mirror a velocity left-right: ``(..., nz, nx)`` depth first, numpy or torch, same units."""
+    if isinstance(velocity, np.ndarray):
+        return np.ascontiguousarray(velocity[..., ::-1])
+    return velocity.flip(-1)
+
+
+def flip_gathers(gathers, survey: Survey):
+    """Gathers of the mirrored survey by the ``"nearest"`` strategy (see the module docstring).
+
+    Args:
+        gathers: (..., shots, time, receivers), numpy or torch (leading batch axes allowed).
+
+    Returns:
+        Same shape and type: shots in mirrored order, receivers reversed. Exact where
+        ``mirror_map(survey)`` says so, a nearest-position approximation elsewhere.
+    """
+    shape = tuple(gathers.shape)
+    if len(shape) < 3 or shape[-3] != survey.n_shots or shape[-1] != survey.n_receivers:
+        raise DataError(f"flip_gathers: gathers of shape {tuple(gathers.shape)}, expected "
+                        f"(..., {survey.n_shots}, time, {survey.n_receivers})")
+    mapping = mirror_map(survey)
+    out = gathers[..., mapping.shots, :, :][..., mapping.receivers]
+    return np.ascontiguousarray(out) if isinstance(out, np.ndarray) else out.contiguous()
+
+
+def flip_sample(
+    sample: Sample,
+    survey: Survey,
+    strategy: Strategy = "nearest",
+    device: str = "cpu",
+) -> Sample:
+    """The left-right mirror of a sample: velocity flipped, gathers by ``strategy``.
+
+    Args:
+        sample: gathers (shots, time, receivers); velocity (nz, nx) survey units or None.
+        survey: the sample's survey.
+        strategy: ``"nearest"`` or ``"resimulate"`` (needs the velocity; see module docstring).
+        device: where ``"resimulate"`` runs the forward model.
+
+    Returns:
+        A new ``Sample`` with the same id, family and flags.
+    """
+    velocity = None if sample.velocity is None else flip_velocity(sample.velocity)
+    gathers = flip_gathers(sample.gathers, survey)
+    if strategy == "resimulate":
+        if velocity is None:
+            raise DataError(f"sample {sample.id!r}: strategy 'resimulate' needs its velocity")
+        mapping = mirror_map(survey)
+        redo = (np.arange(survey.n_shots) if not mapping.receivers_exact.all()
+                else np.flatnonzero(~mapping.shots_exact))
+        if len(redo):
+            from seisinv.physics import simulate
+
+            simulated = simulate(velocity[None], survey, device=device, shots=redo.tolist())
+            gathers = gathers.copy()
+            gathers[redo] = simulated[0].cpu().numpy()
+    elif strategy != "nearest":
+        raise DataError(f"flip strategy {strategy!r}; use 'nearest' or 'resimulate'")
+    return replace(sample, gathers=gathers, velocity=velocity)
