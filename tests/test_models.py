@@ -120,6 +120,13 @@ def test_inversionnet_accepts_other_input_lengths() -> None:
         assert model(gathers).shape == (2, TINY_SPEED_STRUCTURE.nz, TINY_SPEED_STRUCTURE.nx)
 
 
+def test_every_model_accepts_pretrained_and_has_sizes() -> None:
+    for name in list_models():
+        assert model_options(name)["pretrained"] is False
+        for size in ("tiny", "full"):
+            assert set(size_options(name, size)) <= set(model_options(name))
+
+
 def test_options_recorded_with_defaults() -> None:
     model = create_model("inversionnet", TINY_OPENFWI, width=0.25)
     config = model.seisinv_config
@@ -136,6 +143,10 @@ def test_registry_errors() -> None:
         create_model("inversionnet", TINY_OPENFWI, depth=3)
     with pytest.raises(ConfigError, match="output_activation"):
         create_model("inversionnet", TINY_OPENFWI, output_activation="relu")
+    with pytest.raises(ConfigError, match="no pretrained weights"):
+        create_model("xattn", TINY_OPENFWI, pretrained=True)
+    with pytest.raises(ConfigError, match="backbone 'no_such_net'"):
+        create_model("unet", TINY_OPENFWI, backbone="no_such_net")
     with pytest.raises(ConfigError, match="lacks"):
         rebuild_model({"name": "inversionnet"})
     model = create_model("inversionnet", TINY_OPENFWI, width=0.25)

@@ -5,7 +5,7 @@
 bounded to ``[survey.vmin, survey.vmax]``); ``rebuild_model(model.seisinv_config)`` builds it again.
 """
 
-from seisinv.models import eva_fusion, inversionnet, unet  # noqa: F401  (register the architectures)
+from seisinv.models import eva_fusion, inversionnet, unet, xattn  # noqa: F401  (register the architectures)
 from seisinv.models.registry import (
     MODELS,
     count_parameters,

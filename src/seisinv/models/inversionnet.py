@@ -120,6 +120,7 @@ class InversionNet(nn.Module):
 def build_inversionnet(
     survey: Survey,
     *,
+    pretrained: bool = False,
     width: float = 1.0,
     bottleneck: tuple[int, int] | None = None,
     upsample_stages: int | None = None,
@@ -130,6 +131,7 @@ def build_inversionnet(
 
     Args:
         survey: gives shots (input channels), the (nz, nx) grid and the velocity range.
+        pretrained: accepted for a uniform interface; no pretrained weights exist (True fails).
         width: multiplier of the channel counts (32, 64, 128, 256, 512); 1.0 is the original
             (24.4 M parameters on OpenFWI), 0.25 a CPU-trainable version.
         bottleneck: (time, receivers) cells the encoder output is pooled to; default
@@ -138,6 +140,8 @@ def build_inversionnet(
         norm: "batch" (original), "instance" or "none".
         output_activation: "sigmoid" (default), "tanh" or "clamp", scaled to [vmin, vmax].
     """
+    if pretrained:
+        raise ValueError("inversionnet has no pretrained weights; use pretrained=False")
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     check_activation(output_activation)

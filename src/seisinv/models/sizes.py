@@ -38,6 +38,19 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "split": 4,
         },
     },
+    "xattn": {
+        "tiny": {
+            "conv_channels": 6,
+            "time_kernels": [7, 15],
+            "token_grid": [4, 4],
+            "embed_dim": 16,
+            "num_heads": 2,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "max_queries": 16,
+        },
+        "full": {"embed_dim": 256, "num_heads": 8, "encoder_layers": 4, "decoder_layers": 4},
+    },
 }
 
 
