@@ -56,19 +56,20 @@ class FoldsConfig(_Section):
 
     Attributes:
         k: number of folds (>= 2).
-        val_fold: index of the fold used for validation, ``0 <= val_fold < k``.
+        val_fold: index of the fold used for validation, ``0 <= val_fold < k``; None trains on
+            every sample without validation (when ``data.val`` is empty too).
         seed: seed of the fold assignment (independent of the training seed).
         file: optional folds file (``seisinv.data.read_folds``) to use instead of assigning.
     """
 
     k: int = Field(5, ge=2)
-    val_fold: int = Field(0, ge=0)
+    val_fold: int | None = Field(0, ge=0)
     seed: int = 0
     file: str | None = None
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> FoldsConfig:
-        if self.val_fold >= self.k:
+        if self.val_fold is not None and self.val_fold >= self.k:
             raise ValueError(f"val_fold {self.val_fold} must be below k={self.k}")
         return self
 

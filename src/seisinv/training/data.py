@@ -45,6 +45,8 @@ def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int]]:
     from seisinv import data as data_layer
 
     folds_cfg = config.folds
+    if folds_cfg.val_fold is None:
+        return list(range(len(source))), []
     if folds_cfg.file is not None:
         fold_of = data_layer.read_folds(folds_cfg.file)
         missing = [i for i in source.ids if i not in fold_of]

@@ -129,7 +129,10 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     if requested is None:
         return config
     old, new = config.to_dict(), requested.to_dict()
-    differing = [k for k in new if k not in RESUMABLE_CHANGES and k != "name" and new[k] != old.get(k)]
+    differing = [
+        key for key in _differences(old, new)
+        if key.split(".")[0] not in RESUMABLE_CHANGES and key != "name"
+    ]
     if differing:
         raise ConfigError(
             f"--resume: the config differs from the run's saved config in {', '.join(differing)}; "
@@ -138,6 +141,14 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     merged = dict(old)
     merged.update({k: new[k] for k in RESUMABLE_CHANGES})
     return config_from_dict(merged, source="resumed config")
+
+
+def _differences(old, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [k for k in new if k not in old]
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
 
 
 class _Log:

@@ -1,0 +1,425 @@
+"""Training: config, schedule, EMA, losses, metrics, checkpoints, the loop, resume and load_run.
+
+The loop tests train a tiny U-Net on a handful of random OpenFWI-layout samples written to a
+temporary folder (no generator, no shared data).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from seisinv.errors import CheckpointError, ConfigError
+from seisinv.training import checkpoint as ckpt
+from seisinv.training.config import (
+    LossConfig,
+    LossTerm,
+    ScheduleConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    recipe_names,
+)
+from seisinv.training.losses import (
+    LOSSES,
+    Loss,
+    LossContext,
+    depth_weights,
+    hard_example_weights,
+)
+from seisinv.training.metrics import mae, mape, ssim
+from seisinv.training.schedule import lr_at
+
+
+# ---- tiny dataset ----------------------------------------------------------------------------
+def write_dataset(root: Path, survey, n: int = 8, seed: int = 0) -> dict[str, Path]:
+    """Two OpenFWI-layout families of ``n`` samples: random gathers whose first samples carry
+    the velocity, and smooth velocities increasing with depth; plus the survey as YAML."""
+    rng = np.random.default_rng(seed)
+    folders = {}
+    for k, family in enumerate(("FlatVel_A", "CurveVel_A")):
+        z = np.linspace(0.0, 1.0, survey.nz)[None, :, None]
+        top = rng.uniform(1600, 2500, (n, 1, 1))
+        gradient = rng.uniform(500, 1800, (n, 1, 1))
+        lateral = rng.uniform(-100, 100, (n, 1, 1)) * np.linspace(-1, 1, survey.nx)[None, None, :]
+        velocity = (top + gradient * z + lateral).astype(np.float32)[:, None]
+        gathers = rng.standard_normal((n, *survey.gather_shape)).astype(np.float32)
+        gathers[:, :, :40, :] += ((top - 2000) / 300)[:, :, :, None]
+        folder = root / family
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"data{k + 1}.npy", gathers)
+        np.save(folder / f"model{k + 1}.npy", velocity)
+        folders[family] = folder
+    survey_path = root / "survey.yaml"
+    survey_path.write_text(yaml.safe_dump(survey.to_dict()))
+    folders["survey"] = survey_path
+    return folders
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from seisinv.survey import OPENFWI
+
+    survey = OPENFWI.replace(
+        name="tiny", nz=32, nx=32, nt=300, source_x=(0.0, 150.0, 310.0),
+        receiver_x=tuple(20.0 * i for i in range(16)),
+    )
+    return write_dataset(tmp_path_factory.mktemp("training-data"), survey)
+
+
+def tiny_config(dataset, *extra: str) -> TrainConfig:
+    """The tiny-openfwi recipe pointed at the test data, with a test-sized U-Net."""
+    from seisinv.models import size_options
+
+    overrides = [
+        f"data.train=[{dataset['FlatVel_A']}]",
+        f"data.val=[{dataset['CurveVel_A']}]",
+        f"data.survey={dataset['survey']}",
+        "data.transforms=[{name: resample, length: 64}, {name: zscore}]",
+        "model.name=unet",
+        f"model.options={json.dumps(size_options('unet', 'tiny'))}",
+        "logging.progress=false",
+        "logging.tensorboard=false",
+        "logging.every_steps=1",
+        *extra,
+    ]
+    return load_config("tiny-openfwi", overrides)
+
+
+# ---- config ----------------------------------------------------------------------------------
+def test_every_packaged_recipe_validates():
+    names = recipe_names()
+    assert "tiny-openfwi" in names
+    for name in names:
+        config = load_config(name)
+        assert config.name == name
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"optimizer\.lrr: unknown key"):
+        config_from_dict({"optimizer": {"lrr": 1e-3}})
+    with pytest.raises(ConfigError, match=r"bogus: unknown key"):
+        load_config("tiny-openfwi", ["bogus=1"])
+
+
+def test_overrides_parse_yaml_values_and_nest():
+    data = apply_overrides(
+        {"model": {"name": "unet"}},
+        ["model.options.width=0.5", "data.train=[a, b]", "ema.enabled=false", "steps=10"],
+    )
+    assert data["model"] == {"name": "unet", "options": {"width": 0.5}}
+    assert data["data"]["train"] == ["a", "b"]
+    assert data["ema"]["enabled"] is False and data["steps"] == 10
+    config = load_config("tiny-openfwi", ["optimizer.lr=3e-4", "batch_size=2"])
+    assert config.optimizer.lr == 3e-4 and config.batch_size == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr", "expected key=value"),
+        ("=3", "expected key=value"),
+        ("optimizer..lr=1", "empty part"),
+        ("data.train=[a", "not valid YAML"),
+        ("name.sub=1", "not a mapping"),
+        ("batch_size=zero", "batch_size"),
+        ("folds.val_fold=7", "val_fold 7 must be below k=5"),
+    ],
+)
+def test_bad_overrides_raise_config_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("tiny-openfwi", [override])
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="tiny-openfwi"):
+        load_config("no-such-recipe")
+
+
+def test_cli_reports_a_bad_key_in_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "seisinv.cli.main", "train", "tiny-openfwi", "--set", "epochz=3"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "epochz: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ---- schedule, EMA, metrics, losses -----------------------------------------------------------
+def test_schedule_warmup_then_cosine_matches_hand_values():
+    schedule = ScheduleConfig(name="cosine", warmup_steps=4, warmup_start=0.0, min_lr=0.1)
+    lrs = [lr_at(s, 14, 1.0, schedule) for s in range(15)]
+    assert lrs[:4] == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    assert lrs[4] == pytest.approx(1.0)
+    # Halfway through the 10 cosine steps: min + (max - min) / 2.
+    assert lrs[9] == pytest.approx(0.55)
+    assert lrs[14] == pytest.approx(0.1)
+    assert lr_at(6, 14, 1.0, schedule) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2)))
+    constant = ScheduleConfig(name="constant", warmup_steps=2, warmup_start=0.5)
+    assert [lr_at(s, 10, 2.0, constant) for s in range(4)] == pytest.approx([1.0, 1.5, 2.0, 2.0])
+
+
+def test_ema_values_match_hand_computation():
+    from seisinv.training.config import EmaConfig
+    from seisinv.training.optim import create_ema
+
+    layer = torch.nn.Linear(1, 1, bias=False)
+    ema = create_ema(layer, EmaConfig(decay=0.9))
+    expected = None
+    for step, weight in enumerate([1.0, 3.0, -2.0, 5.0], start=1):
+        with torch.no_grad():
+            layer.weight.fill_(weight)
+        ema.update(layer, step=step)
+        # The first update copies; later ones: ema = 0.9 ema + 0.1 w.
+        expected = weight if expected is None else 0.9 * expected + 0.1 * weight
+        assert float(ema.module.weight.detach()) == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(0.9 * (0.9 * 1.2 + 0.1 * -2.0) + 0.5)
+
+
+def test_metrics_match_hand_values():
+    target = torch.tensor([[[2.0, 4.0], [1.0, 1.0]], [[3.0, 3.0], [3.0, 3.0]]])
+    pred = torch.tensor([[[1.0, 5.0], [1.0, 2.0]], [[3.0, 3.0], [3.0, 6.0]]])
+    assert mae(pred, target).tolist() == pytest.approx([0.75, 0.75])
+    # Sample 0: (1/2 + 1/4 + 0 + 1) / 4; sample 1: (0 + 0 + 0 + 1) / 4.
+    assert mape(pred, target).tolist() == pytest.approx([1.75 / 4, 0.25], rel=1e-6)
+    smooth = torch.linspace(1.5, 4.5, 64).reshape(1, 8, 8).repeat(2, 1, 1)
+    assert ssim(smooth, smooth, data_range=3.0).tolist() == pytest.approx([1.0, 1.0])
+    noisy = smooth + 0.3 * torch.randn(smooth.shape, generator=torch.Generator().manual_seed(0))
+    assert (ssim(noisy, smooth, data_range=3.0) < 0.99).all()
+
+
+def test_losses_match_hand_values(tiny_survey):
+    ctx = LossContext(tiny_survey)  # range 3000 m/s
+    target = torch.full((2, 4, 3), 3000.0)
+    pred = target.clone()
+    pred[0] += 300.0
+    gathers = torch.zeros(2, 3, 10, 16)
+    assert LOSSES.get("l1")(ctx)(pred, target, gathers).tolist() == pytest.approx([0.1, 0.0])
+    assert LOSSES.get("mse")(ctx)(pred, target, gathers).tolist() == pytest.approx([0.01, 0.0])
+    assert LOSSES.get("mape")(ctx)(pred, target, gathers).tolist() == pytest.approx([0.1, 0.0])
+    weights = depth_weights(4, 0.25)[:, 0]
+    assert weights.tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25])
+    depth = LOSSES.get("depth_l1")(ctx)(pred, target, gathers)
+    assert depth.tolist() == pytest.approx([0.1 * weights.mean().item(), 0.0])
+    # A 600 m/s step in depth: one of the three depth differences per column is 600 m/s, so
+    # both terms are (600 / 3) / 3000 (gradient against a flat target, smoothness of pred alone).
+    step = target.clone()
+    step[:, 2:] += 600.0
+    expected = [600.0 / 3 / 3000] * 2
+    assert LOSSES.get("gradient")(ctx)(step, target, gathers).tolist() == pytest.approx(expected)
+    assert LOSSES.get("smoothness")(ctx)(step, target, gathers).tolist() == pytest.approx(expected)
+
+
+def test_hard_example_weighting_and_combination(tiny_survey):
+    per_sample = torch.tensor([0.0, math.log(3.0)])
+    assert hard_example_weights(per_sample).tolist() == pytest.approx([0.5, 1.5])
+    config = LossConfig(
+        terms=[LossTerm(name="l1", weight=2.0), LossTerm(name="mape", weight=1.0)],
+        reduction="hard_example",
+    )
+    loss = Loss(config, LossContext(tiny_survey))
+    target = torch.full((2, 4, 4), 3000.0)
+    pred = target.clone()
+    pred[1] += 300.0
+    total, parts = loss(pred, target, torch.zeros(2, 3, 10, 16))
+    per = torch.tensor([0.0, 2 * 0.1 + 0.1])
+    expected = (torch.softmax(per, 0) * 2 * per).mean()
+    assert float(total) == pytest.approx(float(expected), rel=1e-5)
+    assert parts == pytest.approx({"l1": 0.05, "mape": 0.05}, rel=1e-5)
+
+
+def test_unknown_loss_and_bad_options(tiny_survey):
+    from seisinv.errors import SeisinvError
+
+    with pytest.raises(SeisinvError, match="unknown loss 'l3'"):
+        Loss(LossConfig(terms=[LossTerm(name="l3")]), LossContext(tiny_survey))
+    with pytest.raises(ConfigError, match="depth_l1"):
+        Loss(LossConfig(terms=[LossTerm(name="depth_l1", options={"top": 2})]), LossContext(tiny_survey))
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+def _net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 1, 1))
+
+
+def test_checkpoint_round_trip_without_pickle(tmp_path):
+    net = _net()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net(torch.randn(2, 1, 8, 8)).mean().backward()
+    optimizer.step()
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "numpy": np.arange(5, dtype=np.uint32),
+        "tuple": (1, 2.5, None, "x"),
+    }
+    folder = ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, state, {"name": "t"})
+    back = ckpt.read_checkpoint(folder)
+    assert back.ema is None and back.config == {"name": "t"}
+    for key, value in net.state_dict().items():
+        assert torch.equal(back.model[key], value)
+    assert back.state["numpy"].tolist() == [0, 1, 2, 3, 4]
+    assert back.state["tuple"] == [1, 2.5, None, "x"]
+    restored = torch.optim.AdamW(_net().parameters(), lr=1e-3)
+    restored.load_state_dict(back.state["optimizer"])
+    for key, value in optimizer.state_dict()["state"][0].items():
+        assert torch.equal(restored.state_dict()["state"][0][key], value)
+    # Writing again replaces the directory and leaves no temporary or old copy behind.
+    ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, state, {"name": "u"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    assert ckpt.read_checkpoint(tmp_path / "last").config == {"name": "u"}
+
+
+def test_checkpoint_killed_between_renames_is_still_found(tmp_path):
+    net = _net()
+    ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, {}, {})
+    (tmp_path / "last").rename(tmp_path / "last.old")
+    assert ckpt.read_checkpoint(tmp_path / "last").folder == tmp_path / "last.old"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_corrupted_checkpoint_raises_checkpoint_error(tmp_path, damage):
+    net = _net()
+    folder = ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, {}, {})
+    path = folder / ckpt.MODEL_FILE
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[-3] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        path.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        ckpt.read_checkpoint(folder)
+
+
+def test_mismatched_weights_never_half_load(tmp_path):
+    net = _net()
+    folder = ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, {}, {})
+    other = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"shape mismatch: 2\.weight"):
+        ckpt.load_weights(other, ckpt.read_checkpoint(folder).model, "test")
+    for key, value in other.state_dict().items():
+        assert torch.equal(value, before[key])
+    with pytest.raises(CheckpointError, match="missing"):
+        ckpt.check_state_dict(net, {"0.weight": net[0].weight}, "partial")
+
+
+# ---- the loop --------------------------------------------------------------------------------
+def test_tiny_run_overfits_a_handful_of_samples(dataset, tmp_path):
+    from seisinv.training.trainer import train
+
+    config = tiny_config(
+        dataset, "data.limit=4", "data.val=[]", "folds.val_fold=null", "batch_size=4",
+        "steps=25", "optimizer.lr=3e-3", "schedule.name=constant", "schedule.warmup_steps=0",
+        "ema.enabled=false",
+    )
+    result = train(config, tmp_path / "run")
+    losses = [entry["loss"] for entry in result.history]
+    assert len(losses) == 25
+    assert losses[0] / min(losses[-3:]) > 5.0, losses
+    assert (tmp_path / "run" / "checkpoints" / "last" / ckpt.MANIFEST).exists()
+    assert not (tmp_path / "run" / "checkpoints" / "best").exists()  # no validation data
+
+
+def _train_entries(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _comparable(run: Path) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "samples_per_s"} for e in _train_entries(run)]
+
+
+RESUME_SETTINGS = (
+    "data.limit=8", "data.val_limit=4", "batch_size=2", "accumulate=2", "epochs=3",
+    "checkpoint.every_steps=1", "ema.decay=0.5", "logging.tensorboard=true",
+)
+
+
+@pytest.fixture(scope="module")
+def resumed_runs(dataset, tmp_path_factory):
+    """The same 6-step run twice: uninterrupted, and killed after step 4 (last checkpoint at
+    step 3, mid-epoch) then resumed."""
+    from seisinv.training.trainer import train
+
+    root = tmp_path_factory.mktemp("runs")
+    config = tiny_config(dataset, *RESUME_SETTINGS)
+    whole = train(config, root / "whole")
+    killed = train(config, root / "resumed", stop_after_steps=4)
+    assert killed.step == 4
+    saved = ckpt.read_checkpoint(root / "resumed" / "checkpoints" / "last").state["counters"]
+    assert (saved["step"], saved["epoch"], saved["micro"]) == (3, 1, 2)
+    resumed = train(config, root / "resumed", resume=True)
+    return whole, resumed
+
+
+def test_resume_continues_as_if_uninterrupted(resumed_runs):
+    whole, resumed = resumed_runs
+    assert whole.step == resumed.step == whole.total_steps == 6
+    a = ckpt.read_checkpoint(whole.run_dir / "checkpoints" / "last")
+    b = ckpt.read_checkpoint(resumed.run_dir / "checkpoints" / "last")
+    for key in a.model:
+        assert torch.equal(a.model[key], b.model[key]), key
+        assert torch.equal(a.ema[key], b.ema[key]), key
+    # Same losses, learning rates and validation metrics, step by step (timings aside).
+    assert _comparable(whole.run_dir) == _comparable(resumed.run_dir)
+    steps = [e["step"] for e in _train_entries(resumed.run_dir) if e["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # step 4, logged before the kill, appears once
+    val = [e for e in _train_entries(resumed.run_dir) if e["kind"] == "val"]
+    assert [e["step"] for e in val] == [2, 4, 6]
+    assert set(val[-1]["families"]) == {"CurveVel_A"}
+    assert (resumed.run_dir / "tb").is_dir()
+
+
+def test_resume_refuses_a_changed_model(resumed_runs, dataset):
+    from seisinv.training.trainer import train
+
+    _, resumed = resumed_runs
+    changed = tiny_config(dataset, *RESUME_SETTINGS, "model.options.decoder_channels=8", "epochs=4")
+    with pytest.raises(ConfigError, match=r"saved config in model\.options\.decoder_channels;"):
+        train(changed, resumed.run_dir, resume=True)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(changed, resumed.run_dir)
+
+
+def test_load_run_rebuilds_model_pipeline_and_survey(resumed_runs, dataset):
+    from seisinv.training.run import load_run
+
+    whole, _ = resumed_runs
+    run = load_run(whole.run_dir, device="cpu")
+    assert run.checkpoint.name == "best" and run.which == "ema"
+    assert not run.model.training
+    assert run.survey.name == "tiny" and run.pipeline.is_fitted
+    assert run.config.model.name == "unet"
+    gathers = np.load(dataset["CurveVel_A"] / "data2.npy")[:2]
+    velocity = run.predict(gathers)
+    assert velocity.shape == (2, 32, 32)
+    assert float(velocity.min()) >= run.survey.vmin and float(velocity.max()) <= run.survey.vmax
+    # The stored validation MAE is reproduced by predicting the validation samples.
+    target = np.load(dataset["CurveVel_A"] / "model2.npy")[:4, 0]
+    predicted = run.predict(np.load(dataset["CurveVel_A"] / "data2.npy")[:4])
+    best_mae = float(np.abs(predicted.numpy() - target).mean())
+    assert best_mae == pytest.approx(run.val["mae"], rel=1e-4)
+    raw = load_run(whole.run_dir / "checkpoints" / "last", which="model", device="cpu")
+    assert raw.which == "model" and raw.step == 6
+
+
+def test_load_run_errors(tmp_path, resumed_runs):
+    from seisinv.training.run import load_run
+
+    with pytest.raises(CheckpointError, match="no such run"):
+        load_run(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        load_run(tmp_path)
