@@ -222,9 +222,9 @@ OPENFWI = Survey(
     units="m/s",
     layout="openfwi",
     velocity_axes="zx",
-    # OpenFWI's Ricker peaks on its sample 73, injected one step late with the first recorded
-    # sample dropped: 71 ms in seisinv's time axis (see docs/physics.md).
-    wavelet_peak_time=0.071,
+    # OpenFWI's Ricker peaks on its sample 73 and is injected one step late: 72 ms in seisinv's
+    # time axis, confirmed on real Kaggle GWI data (see docs/physics.md).
+    wavelet_peak_time=0.072,
     simulation=Simulation(accuracy=4, boundary="pml", boundary_width=20),
 )
 

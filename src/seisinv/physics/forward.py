@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seisinv.errors import DataError, SeisinvError
+from seisinv.physics.grid import internal_velocity, plan_grid
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
 from seisinv.survey import Survey
@@ -69,6 +71,18 @@ def _wavelet_tensor(wavelet, survey: Survey, n_shots: int, device: torch.device)
     return w
 
 
+def _resample_time(data: torch.Tensor, factor: int, nt: int) -> torch.Tensor:
+    """(..., nt_internal) sampled every ``factor`` recording steps -> (..., nt) by linear
+    interpolation; the wavefield is oversampled many times over (15 Hz at <= 0.4 ms), so the
+    interpolation error is far below the discretisation error."""
+    if factor == 1:
+        return data[..., :nt]
+    t = torch.arange(nt, device=data.device, dtype=torch.float64) / factor
+    i0 = t.floor().long().clamp(max=data.shape[-1] - 2)
+    frac = (t - i0).to(data.dtype)
+    return data[..., i0] * (1 - frac) + data[..., i0 + 1] * frac
+
+
 def simulate(
     velocity: torch.Tensor | np.ndarray,
     survey: Survey,
@@ -79,8 +93,11 @@ def simulate(
 ) -> torch.Tensor:
     """Model the survey's shot gathers over velocity maps with the 2-D acoustic wave equation.
 
-    All samples and shots run in one deepwave call (a velocity per shot), so the cost is
-    one propagation of ``n * shots`` wavefields; there is no Python loop over time.
+    Solves ``p_tt = v^2 (lap p + s(t) delta_source)`` with the point source injected as
+    ``(v dt)^2 s`` into its cell (OpenFWI's convention; see docs/physics.md for amplitude,
+    sign and timing). All samples and shots run in one deepwave call (a velocity per shot),
+    so there is no Python loop over time or shots. Settings come from ``survey.simulation``
+    (stencil order, absorbing layer, free surface, internal-grid coarsening).
 
     Args:
         velocity: (n, nz, nx) velocity in the survey's units (m/s or km/s), axis 1 is depth.
@@ -89,13 +106,13 @@ def simulate(
         device: "auto", "cpu", "cuda" or a torch.device.
         shots: indices of the shots to model (default: all ``survey.n_shots``).
         wavelet: source wavelet overriding the survey's Ricker, (nt,) for every shot or
-            (len(shots), nt) one per selected shot, dimensionless, sampled at ``survey.dt``;
-            it is multiplied by ``survey.simulation.source_scale`` like the default. May
-            require grad (wavelet estimation).
+            (len(shots), nt) one per selected shot, dimensionless, sample ``i`` at time
+            ``i * survey.dt``; it is multiplied by ``survey.simulation.source_scale`` like the
+            default. May require grad (wavelet estimation).
 
     Returns:
-        (n, len(shots), survey.nt, survey.n_receivers) float32 gathers on ``device``,
-        time axis before receivers (the on-disk layout of both challenges).
+        (n, len(shots), survey.nt, survey.n_receivers) float32 gathers on ``device``, sample
+        ``j`` at time ``j * survey.dt``, time axis before receivers (the challenges' layout).
 
     Raises:
         DataError: velocity of the wrong shape, non-finite or in the wrong units.
@@ -109,33 +126,40 @@ def simulate(
     n, n_shots = v.shape[0], len(shot_ids)
     sim = survey.simulation
     w = _wavelet_tensor(wavelet, survey, n_shots, dev)
+    with torch.no_grad():
+        max_vel = max(float(v.max()), survey.vmax * survey.to_mps)
+    plan = plan_grid(survey, max_vel)
+    v_int = internal_velocity(v, survey, plan)
+    k = plan.time_factor
+    nt_int = (survey.nt - 1) // k + 2  # one sample past the record end for interpolation
 
-    # deepwave injects -(v dt)^2 f; OpenFWI (and devito) inject +(v dt)^2 s, so flip the sign
-    # to keep OpenFWI's polarity (direct wave starts positive in the recorded gathers).
-    amplitudes = (-sim.source_scale * w).repeat(n, 1).unsqueeze(1)  # (n*shots, 1, nt)
-    src = torch.as_tensor(survey.source_cells[shot_ids], device=dev).unsqueeze(1)
-    src = src.repeat(n, 1, 1)  # (n*shots, 1, 2) as (z, x) cells
-    rec = torch.as_tensor(survey.receiver_cells, device=dev).unsqueeze(0)
-    rec = rec.expand(n * n_shots, -1, -1).contiguous()  # (n*shots, receivers, 2)
+    # deepwave injects -(v dt)^2 f; OpenFWI (and devito) inject +(v dt)^2 s, so flip the sign.
+    # A coarse cell spreads the same source over c^2 survey cells: divide by c^2 so the
+    # wavefield amplitude does not depend on the grid.
+    scale = -sim.source_scale / plan.coarsen**2
+    w_int = F.pad(w, (0, k))[:, ::k][:, :nt_int]
+    amplitudes = (scale * w_int).repeat(n, 1).unsqueeze(1)  # (n*shots, 1, nt_int)
+    loc_dtype = torch.float32 if plan.off_node else torch.long
+    src = torch.as_tensor(plan.source_positions[shot_ids], device=dev)
+    src = (src if plan.off_node else src.round()).to(loc_dtype).unsqueeze(1).repeat(n, 1, 1)
+    rec = torch.as_tensor(plan.receiver_positions, device=dev)
+    rec = (rec if plan.off_node else rec.round()).to(loc_dtype)
+    rec = rec.unsqueeze(0).expand(n * n_shots, -1, -1).contiguous()  # (n*shots, receivers, 2)
 
     width = sim.boundary_width
-    pml_width = [0 if sim.free_surface else width, width, width, width]
-    boundary = ["free", "pml", "pml", "pml"] if sim.free_surface else None
-    with torch.no_grad():
-        v_peak = float(v.max())
     out = deepwave.scalar(
-        v.repeat_interleave(n_shots, dim=0),
-        [survey.dz, survey.dx],
-        survey.dt,
+        v_int.repeat_interleave(n_shots, dim=0),
+        list(plan.spacing),
+        survey.dt * k,
         source_amplitudes=amplitudes,
         source_locations=src,
         receiver_locations=rec,
         accuracy=sim.accuracy,
-        pml_width=pml_width,
-        boundary=boundary,
+        pml_width=[0 if sim.free_surface else width, width, width, width],
+        boundary=["free", "pml", "pml", "pml"] if sim.free_surface else None,
         pml_freq=survey.frequency,
-        max_vel=max(v_peak, survey.vmax * survey.to_mps),
+        max_vel=max_vel,
         courant_number=sim.courant_number,
     )
-    data = out[-1]  # (n*shots, receivers, nt): deepwave puts time last
+    data = _resample_time(out[-1], k, survey.nt)  # (n*shots, receivers, nt): time last
     return data.reshape(n, n_shots, survey.n_receivers, survey.nt).transpose(2, 3).contiguous()

@@ -15,9 +15,9 @@ def openfwi_wavelet_length(freq: float, dt: float) -> int:
 
     OpenFWI's wavelet has ``2 * floor(2.2 / freq / dt / 2) + 1`` samples and peaks on its
     middle sample (index 73 at 15 Hz, 1 ms). Because OpenFWI injects wavelet sample ``i`` one
-    step late and drops its first recorded sample, its gathers equal ours (sample ``j`` at
-    time ``j dt``, wavelet sample ``i`` at ``i dt``) with the peak at ``(length // 2 - 2) dt``:
-    71 ms for the ``openfwi`` survey (see docs/physics.md).
+    step late, its gathers equal ours (sample ``j`` at time ``j dt``, wavelet sample ``i`` at
+    ``i dt``) with the peak at ``(length // 2 - 1) dt``: 72 ms for the ``openfwi`` survey
+    (see docs/physics.md).
     """
     return 2 * int(math.floor(2.2 / freq / dt / 2)) + 1
 
