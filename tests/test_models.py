@@ -166,3 +166,22 @@ def test_fit_to_grid_crops_centre_and_resizes() -> None:
     cropped = fit_to_grid(maps, 70, 70)
     torch.testing.assert_close(cropped, maps[..., 5:75, 5:75])
     assert fit_to_grid(torch.ones(1, 1, 10, 90), 20, 70).shape == (1, 1, 20, 70)
+
+
+def test_cli_lists_every_model_with_parameter_counts() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from seisinv.cli import models as models_cli
+
+    app = typer.Typer()
+    models_cli.register(app)
+    app.command("unused")(lambda: None)  # two commands keep typer from collapsing to one
+    result = CliRunner().invoke(app, ["models", "--size", "tiny"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in list_models():
+        assert name in result.output
+    tiny = create_model("inversionnet", OPENFWI, **size_options("inversionnet", "tiny"))
+    assert f"{count_parameters(tiny):,}" in result.output
+    shown = CliRunner().invoke(app, ["models", "--show", "unet"])
+    assert "backbone" in shown.output and "convnext_tiny" in shown.output
