@@ -31,6 +31,7 @@ from .validate import (
     gathers_value_problems,
     load_npy_checked,
     raise_problems,
+    read_into,
     velocity_value_problems,
 )
 
@@ -113,7 +114,7 @@ class SampleSource(Sequence):
 
     def _read(self, ref: SampleRef) -> Sample:
         if isinstance(ref, FolderRef):
-            gathers = np.stack([_load_trace_file(p, self.survey) for p in ref.shot_paths])
+            gathers = _read_shots(ref.shot_paths, self.survey)
             velocity = None
             if ref.velocity_path is not None:
                 velocity = _check_velocity(load_npy_checked(ref.velocity_path),
@@ -136,6 +137,18 @@ class SampleSource(Sequence):
 
 def _velocity_path(ref: SampleRef) -> Path | None:
     return ref.model_path if isinstance(ref, StackedRef) else ref.velocity_path
+
+
+def _read_shots(paths: Sequence[Path], survey: Survey) -> np.ndarray:
+    """The shots of a folder sample, read straight into one (shots, time, receivers) array."""
+    gathers = np.empty(survey.gather_shape, dtype=np.float32)
+    for shot, path in enumerate(paths):
+        if not read_into(path, gathers[shot]):
+            gathers[shot] = _load_trace_file(path, survey)  # raises, naming what is wrong
+    if gathers_value_problems(gathers):
+        for shot, path in enumerate(paths):
+            raise_problems(path, gathers_value_problems(gathers[shot]))
+    return gathers
 
 
 def _load_trace_file(path: Path, survey: Survey) -> np.ndarray:

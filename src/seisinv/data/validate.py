@@ -134,7 +134,9 @@ def velocity_value_problems(velocity: np.ndarray, survey: Survey) -> list[str]:
     finite = np.isfinite(velocity)
     if not finite.all():
         return [f"velocity contains {int(finite.size - finite.sum())} NaN/Inf values"]
-    median = float(np.median(velocity))
+    # The median of a regular subsample: enough to tell units apart, 50x cheaper on 300 x 1259.
+    step = max(1, int(np.sqrt(velocity.size / 4096)))
+    median = float(np.median(velocity[..., ::step, ::step]))
     if survey.units == "km/s" and median > KMS_LIMIT:
         return [f"velocity looks like m/s (median {median:.4g}); survey {survey.name!r} expects "
                 f"km/s in {survey.vmin:g}..{survey.vmax:g}"]
@@ -153,6 +155,26 @@ def raise_problems(path: str | os.PathLike, problems: list[str]) -> None:
     """Raise one ``DataError`` naming ``path`` and every problem found, if there are any."""
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems))
+
+
+def read_into(path: str | os.PathLike, out: np.ndarray) -> bool:
+    """Read a ``.npy`` file straight into ``out`` when its header matches ``out`` exactly.
+
+    Skips the temporary array (and the copy into a stacked array) of ``np.load``. Returns False,
+    having possibly written part of ``out``, when the shape, dtype, order or size differ: the
+    caller then loads the file the slow way to report what is wrong.
+    """
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version != (1, 0):
+                return False
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            if tuple(shape) != out.shape or fortran or np.dtype(dtype) != out.dtype:
+                return False
+            return handle.readinto(memoryview(out).cast("B")) == out.nbytes
+    except (ValueError, OSError, EOFError, SyntaxError):
+        return False
 
 
 def load_npy_checked(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
