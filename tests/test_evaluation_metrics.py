@@ -41,6 +41,20 @@ def test_metrics_accept_torch_tensors_and_float32():
     assert metrics.mae(pred, torch.ones(2, 2)) == pytest.approx(1.5)
 
 
+def test_torch_inputs_give_torch_per_sample_values_equal_to_numpy():
+    rng = np.random.default_rng(3)
+    pred = rng.uniform(1500, 4500, (3, 14, 12)).astype(np.float32)
+    true = rng.uniform(1500, 4500, (3, 14, 12)).astype(np.float32)
+    for name in ("mae", "mse", "mape"):
+        fn = getattr(metrics, f"{name}_per_sample")
+        out = fn(torch.from_numpy(pred), torch.from_numpy(true))
+        assert isinstance(out, torch.Tensor) and out.shape == (3,)
+        np.testing.assert_allclose(out.numpy(), fn(pred, true), rtol=1e-12)
+    out = metrics.ssim_per_sample(torch.from_numpy(pred), torch.from_numpy(true), 1500, 4500)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), metrics.ssim_per_sample(pred, true, 1500, 4500), rtol=1e-10)
+
+
 def test_ssim_identical_maps_is_one():
     rng = np.random.default_rng(0)
     v = rng.uniform(1500, 4500, size=(3, 20, 24))

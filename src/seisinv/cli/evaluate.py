@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(None, "--data", help="Dataset whose gathers are drawn for the shown samples."),
         out: Path = typer.Option(None, "--out", help="Report folder (default: TARGET/report)."),
         samples: int = typer.Option(3, "--samples", help="How many samples to draw."),
+        run: Path = typer.Option(None, "--run", help="Training run whose curves to draw (for a prediction dir)."),
     ) -> None:
         """Write an HTML report (figures + tables) for a run or prediction directory."""
         from rich.console import Console
@@ -94,5 +95,5 @@ def register(app: typer.Typer) -> None:
         from seisinv.evaluation.report import report_for
 
         index = report_for(target, truth=truth, predictions=predictions, data=data,
-                           out=out, n_samples=samples)
+                           out=out, n_samples=samples, run=run)
         Console().print(f"wrote {index}")

@@ -32,42 +32,57 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def training_curves(records: list[dict], path: Path, title: str = "training") -> Path | None:
-    """Plot every numeric series of ``metrics.jsonl`` records against epoch (or step).
+def _series(records: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """Numeric series of log records: name -> [(x, y)], x = step (else epoch, else line number).
 
-    Series whose name contains "loss" share the first panel (log scale); every other series gets
-    its own panel. Returns None when there is nothing numeric to plot.
+    Records with a ``kind`` ("train", "val") name their series ``kind/key``; nested values
+    (per-family dicts) and bookkeeping keys are skipped.
     """
-    x_key = next((k for k in ("epoch", "step") if any(k in r for r in records)), None)
-    names: list[str] = []
-    for record in records:
+    x_key = next((k for k in ("step", "epoch") if any(k in r for r in records)), None)
+    skip = {"step", "epoch", "kind", "time", "wall_time", "n"}
+    series: dict[str, list[tuple[float, float]]] = {}
+    for line, record in enumerate(records):
+        x = record.get(x_key, line)
+        prefix = f"{record['kind']}/" if isinstance(record.get("kind"), str) else ""
         for key, value in record.items():
-            if key not in (x_key, "time", "wall_time") and key not in names:
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    names.append(key)
-    if not names:
+            if key in skip or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            series.setdefault(prefix + key, []).append((x, value))
+    return series
+
+
+def training_curves(records: list[dict], path: Path, title: str = "training") -> Path | None:
+    """Plot the series of ``metrics.jsonl`` records against the optimiser step.
+
+    Every series whose name contains "loss" shares the first panel (log scale when positive);
+    validation metrics (``val/mae`` ...) come next, then the learning rate, one panel each (at most
+    six panels). Returns None when there is nothing numeric to plot.
+    """
+    series = _series(records)
+    if not series:
         return None
-    losses = [n for n in names if "loss" in n]
-    others = [n for n in names if "loss" not in n and n not in ("lr", "step", "epoch")][:5]
-    panels = ([losses] if losses else []) + [[n] for n in others]
+    losses = [n for n in series if n.endswith("loss")]
+    rest = [n for n in series if n not in losses]
+    order = sorted(rest, key=lambda n: (not n.startswith("val/"), n.endswith("lr") is False, n))
+    panels = ([losses] if losses else []) + [[n] for n in order][: 6 - bool(losses)]
     plt = _pyplot()
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, series in zip(axes.ravel(), panels, strict=False):
-        for name in series:
-            points = [(r.get(x_key, i), r[name]) for i, r in enumerate(records) if name in r]
-            xs, ys = zip(*points, strict=True)
+    for ax, names in zip(axes.ravel(), panels, strict=False):
+        for name in names:
+            xs, ys = zip(*series[name], strict=True)
             ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=name)
-        if series is losses and all(y > 0 for n in series for r in records if n in r for y in [r[n]]):
+        if names is losses and all(y > 0 for n in names for _, y in series[n]):
             ax.set_yscale("log")
-        ax.set_xlabel(x_key or "record")
-        ax.set_title(", ".join(series) if len(series) < 3 else "losses", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_title("loss" if names is losses else names[0], fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -92,22 +107,25 @@ def velocity_comparison(
         panels.append(("error (pred - true)", predicted - true))
     if spread is not None:
         panels.append(("ensemble spread (std)", spread))
+    # Equal scales in x and depth (true geometry): Speed & Structure's 1259 m x 300 m maps are tall.
     aspect = survey.nz * survey.dz / (survey.nx * survey.dx)
-    width = 3.6 if aspect < 2.0 else 2.2
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), width * min(aspect, 3) + 0.8))
+    width = 3.2 if aspect < 2.0 else 1.6
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(width * len(panels) + 1.5, width * aspect + 1.0), layout="constrained"
+    )
     axes = np.atleast_1d(axes)
     velocity_image = None
     for ax, (label, image) in zip(axes, panels, strict=True):
         if label.startswith("error"):
             limit = float(np.abs(image).max()) or 1.0
-            im = ax.imshow(image, extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+            im = ax.imshow(image, extent=extent, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="equal")
             fig.colorbar(im, ax=ax, shrink=0.8, label=survey.units)
         elif label.startswith("ensemble"):
-            im = ax.imshow(image, extent=extent, cmap="magma", aspect="auto")
+            im = ax.imshow(image, extent=extent, cmap="magma", aspect="equal")
             fig.colorbar(im, ax=ax, shrink=0.8, label=survey.units)
         else:
             velocity_image = ax.imshow(
-                image, extent=extent, cmap="viridis", vmin=survey.vmin, vmax=survey.vmax, aspect="auto"
+                image, extent=extent, cmap="viridis", vmin=survey.vmin, vmax=survey.vmax, aspect="equal"
             )
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("x (m)")
@@ -120,10 +138,11 @@ def velocity_comparison(
 
 
 def gathers_figure(survey: Survey, gathers: np.ndarray, path: Path, title: str = "") -> Path:
-    """One panel per shot: (shots, time, receivers) records, time down, clipped at the 99th pct."""
+    """One panel per shot: (shots, time, receivers) records, time down, clipped at the 95th
+    percentile of |amplitude| so that reflections show beside the strong direct wave."""
     plt = _pyplot()
     gathers = np.asarray(gathers, dtype=np.float32)
-    clip = float(np.percentile(np.abs(gathers), 99)) or 1.0
+    clip = float(np.percentile(np.abs(gathers), 95)) or 1.0
     n_shots = gathers.shape[0]
     fig, axes = plt.subplots(1, n_shots, figsize=(1.9 * n_shots, 3.4), sharey=True)
     axes = np.atleast_1d(axes)

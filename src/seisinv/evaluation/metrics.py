@@ -2,8 +2,10 @@
 
 Every function takes a prediction and a truth of the same shape, either one map ``(nz, nx)`` or a
 batch ``(n, nz, nx)`` (depth is the second-last axis, horizontal the last), in the survey's units
-(m/s for OpenFWI, km/s for Speed & Structure). Inputs may be numpy arrays or CPU torch tensors;
-arithmetic is done in float64 so that results do not depend on the input precision.
+(m/s for OpenFWI, km/s for Speed & Structure). Inputs may be numpy arrays or torch tensors (on any
+device): the ``*_per_sample`` functions return a float64 array of the same kind, shape ``(n,)``
+(a tensor stays on its device, so validation on a GPU needs no copy); the scalar functions return
+Python floats. Arithmetic is done in float64 so results do not depend on the input precision.
 
 Batch reductions: every metric is computed per sample first and then averaged over samples (for
 equal-sized maps the MAE average equals the pixel-wise mean). ``rmse`` of a batch is the root of
@@ -15,6 +17,7 @@ it.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -32,21 +35,33 @@ METRIC_NAMES = ("mae", "rmse", "mape", "ssim")
 HIGHER_IS_BETTER = {"mae": False, "rmse": False, "mape": False, "ssim": True}
 
 
-def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
-    """Both inputs as float64 arrays with a leading batch axis: (n, nz, nx)."""
-    p = np.asarray(pred, dtype=np.float64)
-    t = np.asarray(true, dtype=np.float64)
-    if p.shape != t.shape:
-        raise DataError(f"prediction shape {p.shape} does not match truth shape {t.shape}")
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _pair(pred, true):
+    """Both inputs as float64 with a leading batch axis, (n, nz, nx): torch tensors when either
+    input is one (on its device), else numpy arrays."""
+    if _is_torch(pred) or _is_torch(true):
+        import torch
+
+        device = pred.device if _is_torch(pred) else true.device
+        p = torch.as_tensor(pred, device=device).double()
+        t = torch.as_tensor(true, device=device).double()
+    else:
+        p = np.asarray(pred, dtype=np.float64)
+        t = np.asarray(true, dtype=np.float64)
+    if tuple(p.shape) != tuple(t.shape):
+        raise DataError(f"prediction shape {tuple(p.shape)} does not match truth shape {tuple(t.shape)}")
     if p.ndim not in (2, 3):
-        raise DataError(f"expected (nz, nx) or (n, nz, nx) velocity maps, got shape {p.shape}")
+        raise DataError(f"expected (nz, nx) or (n, nz, nx) velocity maps, got shape {tuple(p.shape)}")
     return (p[None], t[None]) if p.ndim == 2 else (p, t)
 
 
 def mae_per_sample(pred, true) -> np.ndarray:
     """Mean absolute error of each map: (n,) float64 in velocity units."""
     p, t = _pair(pred, true)
-    return np.abs(p - t).mean(axis=(1, 2))
+    return abs(p - t).mean(axis=(1, 2))
 
 
 def mse_per_sample(pred, true) -> np.ndarray:
@@ -61,7 +76,7 @@ def mape_per_sample(pred, true) -> np.ndarray:
     A fraction (0.05 = 5 %), not a percentage, exactly as the challenge's scorer computes it.
     """
     p, t = _pair(pred, true)
-    return (np.abs(t - p) / (np.abs(t) + MAPE_EPSILON)).mean(axis=(1, 2))
+    return (abs(t - p) / (abs(t) + MAPE_EPSILON)).mean(axis=(1, 2))
 
 
 def mae(pred, true) -> float:
@@ -71,7 +86,7 @@ def mae(pred, true) -> float:
 
 def rmse(pred, true) -> float:
     """Root mean squared error over all pixels (and samples), in velocity units."""
-    return float(np.sqrt(mse_per_sample(pred, true).mean()))
+    return math.sqrt(float(mse_per_sample(pred, true).mean()))
 
 
 def mape(pred, true) -> float:
@@ -87,9 +102,14 @@ def gaussian_window(size: int, sigma: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _filter_valid(images: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Separable 'valid' gaussian filtering of (n, nz, nx) along both map axes."""
+def _filter_valid(images, window: np.ndarray):
+    """Separable 'valid' gaussian filtering of (n, nz, nx) along both map axes (numpy or torch)."""
     size = window.size
+    if _is_torch(images):
+        import torch
+
+        w = torch.as_tensor(window, dtype=images.dtype, device=images.device)
+        return images.unfold(1, size, 1).matmul(w).unfold(2, size, 1).matmul(w)
     rows = np.lib.stride_tricks.sliding_window_view(images, size, axis=1) @ window
     return np.lib.stride_tricks.sliding_window_view(rows, size, axis=2) @ window
 
@@ -117,8 +137,8 @@ def ssim_per_sample(
     if not vmax > vmin:
         raise DataError(f"SSIM needs vmax > vmin, got vmin={vmin}, vmax={vmax}")
     p, t = _pair(pred, true)
-    p = np.clip((p - vmin) / (vmax - vmin), 0.0, 1.0)
-    t = np.clip((t - vmin) / (vmax - vmin), 0.0, 1.0)
+    p = ((p - vmin) / (vmax - vmin)).clip(0.0, 1.0)
+    t = ((t - vmin) / (vmax - vmin)).clip(0.0, 1.0)
     fit = min(window, p.shape[1], p.shape[2])
     size = fit if fit % 2 == 1 else fit - 1
     w = gaussian_window(size, sigma)
@@ -144,7 +164,7 @@ def sample_metrics(pred, true, vmin: float, vmax: float) -> dict[str, float]:
     return {
         "mae": float(mae_per_sample(pred, true)[0]),
         "mse": mse_value,
-        "rmse": float(np.sqrt(mse_value)),
+        "rmse": math.sqrt(mse_value),
         "mape": float(mape_per_sample(pred, true)[0]),
         "ssim": float(ssim_per_sample(pred, true, vmin, vmax)[0]),
     }

@@ -198,6 +198,9 @@ def report_for(
     data: str | Path | None = None,
     out: str | Path | None = None,
     n_samples: int = 3,
+    run: str | Path | None = None,
+    title: str | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Build a report from paths, as ``seisinv report`` does.
 
@@ -208,6 +211,9 @@ def report_for(
         data: dataset whose gathers are drawn for the shown samples.
         out: report folder (default ``TARGET/report``).
         n_samples: samples drawn.
+        run: a training run directory whose curves are drawn (when ``target`` is a prediction
+            directory).
+        title, notes: page title and lines under it.
 
     Returns:
         The path of ``index.html``.
@@ -217,7 +223,7 @@ def report_for(
 
     target = Path(target)
     paths = [Path(p) for p in predictions or []]
-    run_dir = None
+    run_dir = Path(run) if run is not None else None
     if is_prediction_dir(target):
         paths.insert(0, target)
     elif (target / "metrics.jsonl").exists() or (target / "config.yaml").exists():
@@ -246,6 +252,7 @@ def report_for(
                 gathers[sample_id] = source[source.index_of(sample_id)].gathers
     inputs = ReportInputs(
         predictions=stores, truth=records, evaluations=evaluations, run_dir=run_dir,
-        gathers=gathers, qc=qc, title=f"seisinv report: {target.name}", n_samples=n_samples,
+        gathers=gathers, qc=qc, title=title or f"seisinv report: {target.name}",
+        n_samples=n_samples, notes=notes or [],
     )
     return write_report(out or target / "report", inputs)
