@@ -97,11 +97,35 @@ def tiny_config(dataset, *extra: str) -> TrainConfig:
 
 # ---- config ----------------------------------------------------------------------------------
 def test_every_packaged_recipe_validates():
+    from seisinv.data import build_pipeline
+    from seisinv.data.augment import build_augment
+    from seisinv.models import model_options
+    from seisinv.survey import load_survey
+
     names = recipe_names()
-    assert "tiny-openfwi" in names
+    assert {"tiny-openfwi", "speed-structure-caformer-unet", "speed-structure-eva-fusion",
+            "openfwi-inversionnet", "openfwi-unet"} <= set(names)
     for name in names:
         config = load_config(name)
         assert config.name == name
+        survey = load_survey(config.data.survey)
+        unknown = set(config.model.options) - set(model_options(config.model.name))
+        assert not unknown, f"{name}: model options {unknown}"
+        build_pipeline(config.data.transforms, survey)
+        build_augment(config.data.augment, survey)
+        Loss(config.loss, LossContext(survey))
+
+
+def test_speed_structure_recipe_has_the_published_settings():
+    config = load_config("speed-structure-caformer-unet")
+    assert [t.name for t in config.loss.terms] == ["mape"]
+    assert (config.optimizer.lr, config.optimizer.weight_decay) == (1e-4, 1e-5)
+    assert (config.batch_size, config.accumulate, config.clip_grad_norm) == (2, 4, 1.0)
+    assert (config.epochs, config.schedule.name, config.schedule.min_lr) == (20, "cosine", 0.0)
+    assert config.ema.enabled and config.checkpoint.best_metric == "mape"
+    steps = {step["name"]: step for step in config.data.transforms}
+    assert steps["resample"]["length"] == 2048 and steps["pad_receivers"]["to"] == 32
+    assert config.model.options["shots_as"] == "width"
 
 
 def test_unknown_key_is_named():
@@ -247,6 +271,34 @@ def test_unknown_loss_and_bad_options(tiny_survey):
         Loss(LossConfig(terms=[LossTerm(name="depth_l1", options={"top": 2})]), LossContext(tiny_survey))
 
 
+def test_physics_loss_is_zero_for_the_true_model_and_differentiable():
+    from seisinv.data import build_pipeline
+    from seisinv.physics import simulate
+    from seisinv.survey import OPENFWI
+
+    survey = OPENFWI.replace(
+        name="mini", nz=16, nx=16, nt=120, source_x=(0.0, 150.0), receiver_x=tuple(10.0 * i for i in range(16)),
+    )
+    truth = torch.full((1, 16, 16), 2000.0)
+    truth[:, 8:] = 3000.0
+    observed = simulate(truth, survey, device="cpu")
+    pipeline = build_pipeline([{"name": "scale", "factor": 10.0}, {"name": "zscore"}], survey)
+    pipeline.fit([type("S", (), {"gathers": observed[0].numpy()})()])
+    inputs = pipeline(observed)
+    fn = LOSSES.get("physics")(LossContext(survey, pipeline), device="cpu")
+    assert float(fn(truth, truth, inputs)[0]) == pytest.approx(0.0, abs=1e-8)
+    wrong = truth.clone()
+    wrong[:, :8] = 2400.0
+    wrong.requires_grad_(True)
+    misfit = fn(wrong, truth, inputs)
+    misfit.sum().backward()
+    assert float(misfit[0].detach()) > 1e-3
+    assert wrong.grad is not None and float(wrong.grad.abs().sum()) > 0
+    resampling = build_pipeline([{"name": "resample", "length": 60}], survey)
+    with pytest.raises(ConfigError, match="resample"):
+        LOSSES.get("physics")(LossContext(survey, resampling))
+
+
 # ---- checkpoints -----------------------------------------------------------------------------
 def _net() -> torch.nn.Module:
     torch.manual_seed(0)
@@ -315,6 +367,29 @@ def test_mismatched_weights_never_half_load(tmp_path):
         assert torch.equal(value, before[key])
     with pytest.raises(CheckpointError, match="missing"):
         ckpt.check_state_dict(net, {"0.weight": net[0].weight}, "partial")
+
+
+# ---- data split ----
+def test_fold_split_is_disjoint_balanced_and_fits_on_training_samples(dataset):
+    from seisinv.training.data import build_data
+
+    config = tiny_config(
+        dataset, f"data.train=[{dataset['FlatVel_A']}, {dataset['CurveVel_A']}]", "data.val=[]",
+        "folds.k=4", "folds.val_fold=1", "data.augment=[{name: flip, p: 1.0}]",
+    )
+    data = build_data(config)
+    train_ids = {data.train.source.ids[i] for i in data.train.indices}
+    val_ids = {data.val.source.ids[i] for i in data.val.indices}
+    assert not train_ids & val_ids and len(train_ids | val_ids) == 16
+    assert {data.folds[i] for i in val_ids} == {1}
+    # Balanced by family: each of the 4 folds holds 2 samples of each family.
+    assert sorted(i.split("_")[0] for i in val_ids) == ["data1", "data1", "data2", "data2"]
+    assert data.pipeline.is_fitted and data.val.augment is None
+    # The flip augmentation (p=1) mirrors the training velocity left-right.
+    position = data.train.indices[0]
+    assert torch.allclose(
+        data.train[0]["velocity"], torch.from_numpy(data.train.source[position].velocity[:, ::-1].copy())
+    )
 
 
 # ---- the loop --------------------------------------------------------------------------------

@@ -59,13 +59,15 @@ class FoldsConfig(_Section):
         val_fold: index of the fold used for validation, ``0 <= val_fold < k``; None trains on
             every sample without validation (when ``data.val`` is empty too).
         seed: seed of the fold assignment (independent of the training seed).
-        file: optional folds file (``seisinv.data.read_folds``) to use instead of assigning.
+        file: optional folds CSV (``seisinv.data.folds.write_folds``) instead of assigning.
+        holdout: fraction of real samples kept out of training and validation (final test).
     """
 
     k: int = Field(5, ge=2)
     val_fold: int | None = Field(0, ge=0)
     seed: int = 0
     file: str | None = None
+    holdout: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> FoldsConfig:

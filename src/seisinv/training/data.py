@@ -7,7 +7,7 @@ samples only, so no validation statistics leak into the inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from seisinv.errors import ConfigError, DataError
@@ -28,41 +28,40 @@ class TrainData:
         pipeline: the fitted ``seisinv.data.Pipeline`` (saved with each checkpoint).
         train: ``SeismicDataset`` of training samples (with augmentation).
         val: ``SeismicDataset`` of validation samples, or None when there are none.
+        folds: ``{id: fold}`` of the training pool (empty when ``data.val`` or no folds are used).
     """
 
     survey: Survey
     pipeline: Any
     train: Any
     val: Any | None
+    folds: dict[str, int] = field(default_factory=dict)
 
 
-def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int]]:
-    """(train indices, validation indices) of ``source`` for ``config.folds``.
+def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int], dict[str, int]]:
+    """(train indices, validation indices, fold of each id) of ``source`` for ``config.folds``.
 
-    Uses ``config.folds.file`` when given, else assigns folds with ``seisinv.data``'s
-    ``assign_folds`` (seeded, synthetic samples kept out of validation).
+    Folds come from ``config.folds.file`` when given, else from ``seisinv.data.folds.assign_folds``
+    (hash of seed and id, balanced by family, synthetic samples train-only). A pool made only of
+    synthetic samples (``seisinv generate`` output) would have nothing to validate on, so its
+    synthetic samples are dealt into folds like real ones.
     """
-    from seisinv import data as data_layer
+    from seisinv.data.folds import assign_folds, read_folds, split_indices
 
     folds_cfg = config.folds
     if folds_cfg.val_fold is None:
-        return list(range(len(source))), []
+        return list(range(len(source))), [], {}
+    ids = source.ids
     if folds_cfg.file is not None:
-        fold_of = data_layer.read_folds(folds_cfg.file)
-        missing = [i for i in source.ids if i not in fold_of]
-        if missing:
-            raise DataError(
-                f"{folds_cfg.file}: no fold for {len(missing)} training samples "
-                f"(e.g. {missing[0]!r}); regenerate the folds file"
-            )
-        folds = [int(fold_of[i]) for i in source.ids]
+        folds = read_folds(folds_cfg.file)
     else:
-        folds = list(data_layer.assign_folds(source, k=folds_cfg.k, seed=folds_cfg.seed))
-    synthetic = source.synthetic
-    val = [i for i, f in enumerate(folds) if f == folds_cfg.val_fold and not synthetic[i]]
-    val_set = set(val)
-    train = [i for i in range(len(source)) if i not in val_set]
-    return train, val
+        synthetic = source.synthetic
+        folds = assign_folds(
+            ids, k=folds_cfg.k, seed=folds_cfg.seed, families=source.families,
+            synthetic=None if all(synthetic) else synthetic, holdout=folds_cfg.holdout,
+        )
+    train, val = split_indices(ids, folds, folds_cfg.val_fold)
+    return train, val, folds
 
 
 def _limit(indices: list[int], limit: int | None) -> list[int]:
@@ -85,12 +84,13 @@ def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
             "--set 'data.train=[path/to/dataset]'"
         )
     pool = open_dataset(config.data.train, survey, require_velocity=True)
+    folds: dict[str, int] = {}
     if config.data.val:
         train_idx = list(range(len(pool)))
         val_source = open_dataset(config.data.val, survey, require_velocity=True)
         val_idx = list(range(len(val_source)))
     else:
-        train_idx, val_idx = fold_split(pool, config)
+        train_idx, val_idx, folds = fold_split(pool, config)
         val_source = pool
     train_idx = _limit(train_idx, config.data.limit)
     val_idx = _limit(val_idx, config.data.val_limit)
@@ -101,12 +101,12 @@ def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
     pipeline.fit(pool.subset(train_idx), max_samples=PIPELINE_FIT_SAMPLES)
     augment = None
     if config.data.augment:
-        from seisinv.data import build_augment
+        from seisinv.data.augment import build_augment
 
         augment = build_augment(config.data.augment, survey)
     train = SeismicDataset(pool, pipeline, augment=augment, seed=config.seed, indices=train_idx)
     val = SeismicDataset(val_source, pipeline, indices=val_idx) if val_idx else None
-    return TrainData(survey=survey, pipeline=pipeline, train=train, val=val)
+    return TrainData(survey=survey, pipeline=pipeline, train=train, val=val, folds=folds)
 
 
 def count_families(dataset) -> dict[str, int]:

@@ -116,31 +116,56 @@ def smoothness(ctx: LossContext) -> LossFn:
     return fn
 
 
+def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The fitted pipeline's amplitude steps as a torch function, so gradients pass through it.
+
+    ``seisinv.data.Pipeline`` works in numpy (a data-loading step); the physics loss needs the
+    same mapping on simulated tensors with gradients. Supports ``scale``, ``zscore`` and ``clip``
+    steps (the ones that keep the gather shape).
+
+    Raises:
+        ConfigError: the pipeline holds a step that changes the gather shape.
+    """
+    ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    for step in getattr(pipeline, "steps", []):
+        if step.name == "scale":
+            ops.append(lambda x, f=step.params["factor"]: x * f)
+        elif step.name == "zscore":
+            ops.append(lambda x, m=step.stats["mean"], s=step.stats["std"]: (x - m) / s)
+        elif step.name == "clip":
+            ops.append(lambda x, lo=step.params["low"], hi=step.params["high"]: x.clamp(lo, hi))
+        else:
+            raise ConfigError(
+                f"loss physics: pipeline step {step.name!r} changes the gathers' shape; the physics "
+                "loss supports pipelines of scale, zscore and clip steps only"
+            )
+
+    def apply(gathers: torch.Tensor) -> torch.Tensor:
+        for op in ops:
+            gathers = op(gathers)
+        return gathers
+
+    return apply
+
+
 @LOSSES.register("physics")
 def physics(ctx: LossContext, device: str = "auto") -> LossFn:
-    """Data misfit: forward-model pred with ``seisinv.physics.simulate`` and compare with the input.
+    """Data misfit: forward-model pred with ``seisinv.physics.simulate``, compare with the input.
 
-    The simulated gathers go through the same fitted pipeline as the network input (when the
-    pipeline can transform gathers), then each sample's misfit is
-    ``mean((sim - gathers)^2) / mean(gathers^2)``. Costs one wave simulation per sample and
-    step: use on small surveys only. Off by default.
+    The simulated gathers ``(batch, shots, nt, receivers)`` go through the fitted pipeline (as
+    torch operations, see ``differentiable_pipeline``) like the network input; each sample's
+    misfit is ``mean((sim - gathers)^2) / mean(gathers^2)``, 0 for a perfect prediction of
+    noise-free data. Costs one wave simulation per sample and step: small surveys only.
     """
+    transform = differentiable_pipeline(ctx.pipeline)
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
         from seisinv.physics import simulate
 
-        simulated = simulate(pred.float(), ctx.survey, device=device).to(gathers.device)
-        transform = getattr(ctx.pipeline, "transform_gathers", None)
-        if transform is not None:
-            simulated = transform(simulated)
-        if simulated.shape != gathers.shape:
-            raise ConfigError(
-                f"loss physics: simulated gathers {tuple(simulated.shape)} do not match the "
-                f"network input {tuple(gathers.shape)}; the pipeline changes the gather shape, "
-                "so this loss cannot compare them"
-            )
-        power = gathers.float().pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
-        return (simulated - gathers.float()).pow(2).mean(dim=(1, 2, 3)) / power
+        simulated = transform(simulate(pred.float(), ctx.survey, device=device).to(gathers.device))
+        observed = gathers.float()
+        power = observed.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
+        return (simulated - observed).pow(2).mean(dim=(1, 2, 3)) / power
 
     return fn
 

@@ -283,6 +283,10 @@ def train(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", config.to_dict())
+        if data.folds:
+            from seisinv.data.folds import write_folds
+
+            write_folds(run_dir / "folds.csv", data.folds)
     log = _Log(run_dir, config, main, purge_step=step if resume else None)
     if resume:
         log.truncate_after(step)
