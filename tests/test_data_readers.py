@@ -202,3 +202,18 @@ def test_source_pickles_without_its_memory_maps(tmp_path, small_fwi):
     source[0]
     copy = pickle.loads(pickle.dumps(source))
     np.testing.assert_array_equal(copy[1].gathers, source[1].gathers)
+
+
+def test_survey_is_guessed_when_not_given(tmp_path, small_ss, small_fwi):
+    generated = tmp_path / "generated"
+    write_yaml(generated / "survey.yaml", small_fwi.to_dict())
+    save_npy(generated / "data" / "data0.npy", gathers(small_fwi, n=1))
+    write_text(generated / "manifest.csv", "id,family,seed,file,index,survey,seisinv_version\n"
+                                           "x-0,flat,1,data/data0.npy,0,small-fwi,0.1.0\n")
+    source = open_dataset(generated)
+    assert source.survey == small_fwi and source.ids == ["x-0"]
+    # Per-sample folders default to the Speed & Structure preset: a small fixture then fails
+    # with a message naming the preset's shot files.
+    write_sample_folder(tmp_path / "ss", "a", gathers(small_ss), None, small_ss)
+    with pytest.raises(DataError, match="receiver_data_src_75.npy"):
+        open_dataset(tmp_path / "ss")

@@ -15,6 +15,10 @@ and other light users of this package start fast.
 
 from __future__ import annotations
 
+from .augment import build_augment
+from .check import check_dataset
+from .flip import flip_gathers, flip_sample, flip_velocity
+from .folds import assign_folds, read_folds, split_indices, write_folds
 from .pipeline import Pipeline, build_pipeline
 from .readers import SampleSource, open_dataset
 from .sample import Sample
@@ -27,11 +31,20 @@ __all__ = [
     "Sample",
     "SampleSource",
     "SeismicDataset",
+    "assign_folds",
+    "build_augment",
     "build_pipeline",
+    "check_dataset",
     "denormalize_velocity",
+    "flip_gathers",
+    "flip_sample",
+    "flip_velocity",
     "make_loader",
     "normalize_velocity",
     "open_dataset",
+    "read_folds",
+    "split_indices",
+    "write_folds",
 ]
 
 

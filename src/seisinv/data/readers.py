@@ -25,6 +25,7 @@ from .layout import (
     SingleRef,
     StackedRef,
     discover,
+    guess_survey,
 )
 from .sample import Sample
 from .validate import (
@@ -195,7 +196,7 @@ def _check_velocity(disk: np.ndarray, where, survey: Survey) -> np.ndarray:
 
 def open_dataset(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
-    survey: Survey | str,
+    survey: Survey | str | None = None,
     *,
     require_velocity: bool = False,
 ) -> SampleSource:
@@ -204,7 +205,9 @@ def open_dataset(
     Args:
         paths: a folder (Speed & Structure, OpenFWI, Kaggle test, ``seisinv generate`` output), a
             single ``.npy`` file, or a list of them; their samples are concatenated in order.
-        survey: a ``Survey`` or preset name / YAML path.
+        survey: a ``Survey`` or preset name / YAML path; None guesses it from the first root
+            (its ``survey.yaml`` for ``seisinv generate`` output, else ``speed-structure`` for
+            per-sample folders and ``openfwi`` otherwise; see ``layout.guess_survey``).
         require_velocity: refuse samples without a velocity (training sets).
 
     Returns:
@@ -216,10 +219,10 @@ def open_dataset(
             duplicate ids, missing velocities when required. One error lists up to five problems;
             ``seisinv check`` lists them all.
     """
-    survey = load_survey(survey)
     roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not roots:
         raise DataError("open_dataset: no dataset path given")
+    survey = guess_survey(roots[0]) if survey is None else load_survey(survey)
     refs: list[SampleRef] = []
     problems = []
     for root in roots:

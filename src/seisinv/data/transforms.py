@@ -19,7 +19,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.sparse
 
 from seisinv.errors import DataError
 from seisinv.survey import Survey
@@ -56,13 +55,15 @@ def clip(gathers: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def resampling_matrix(length: int, new_length: int) -> scipy.sparse.csr_matrix:
+def resampling_matrix(length: int, new_length: int) -> scipy.sparse.csr_matrix:  # noqa: F821
     """The ``(new_length, length)`` sparse matrix resampling one trace of ``length`` samples.
 
     Row ``k`` holds the Kaiser-windowed sinc taps centred on input position
     ``k * length / new_length``; its cut-off is the lower Nyquist frequency of the two rates.
     Taps past either end of the record are dropped (zero padding, as ``resample_poly`` does).
     """
+    import scipy.sparse  # here, not at module level: it costs ~0.5 s of start-up
+
     ratio = length / new_length
     width = max(ratio, 1.0)  # input samples per sinc lobe: wider when decimating
     half = SINC_ZERO_CROSSINGS * width
