@@ -33,6 +33,8 @@ from seisinv.io import write_json
 FAMILIES = ("flat", "curved", "flatfault", "curvefault")
 RECIPE = "tiny-openfwi"
 BASELINE_NAMES = ("mean-map", "depth-profile")
+# Samples per generated chunk: the unit an interrupted generation resumes from.
+PER_FILE = 64
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def run_demo(
         from seisinv.generation import GenerateSpec, run_generate
 
         for split, (n, seed) in splits.items():
-            job = GenerateSpec(survey=survey, families=FAMILIES, n=n, seed=seed, per_file=max(n, 1))
+            job = GenerateSpec(survey=survey, families=FAMILIES, n=n, seed=seed, per_file=PER_FILE)
             run_generate(job, data_dir / split, device=device, show_progress=progress)
         return {split: n for split, (n, _) in splits.items()}
 
