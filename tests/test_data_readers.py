@@ -217,3 +217,28 @@ def test_survey_is_guessed_when_not_given(tmp_path, small_ss, small_fwi):
     write_sample_folder(tmp_path / "ss", "a", gathers(small_ss), None, small_ss)
     with pytest.raises(DataError, match="receiver_data_src_75.npy"):
         open_dataset(tmp_path / "ss")
+
+
+@pytest.mark.parametrize("layout", ["openfwi", "speed-structure"])
+def test_reads_what_seisinv_generate_writes(tmp_path, layout):
+    """Contract with the generation layer: its real output reads back, flat layers stay rows."""
+    pytest.importorskip("deepwave")
+    from seisinv.data.check import check_dataset
+    from seisinv.generation.job import GenerateSpec, run_generate
+
+    base = OPENFWI if layout == "openfwi" else SPEED_STRUCTURE
+    survey = base.replace(name=f"tiny-{layout}", nz=24, nx=20, dz=10.0, dx=10.0, nt=120,
+                          dt=0.001, source_x=(0.0, 190.0), source_z=10.0,
+                          receiver_x=(0.0, 100.0, 190.0), receiver_z=10.0,
+                          shot_names=None if layout == "openfwi" else ("1", "20"))
+    run_generate(GenerateSpec(survey=survey, families=("flat",), n=3, seed=4, per_file=2),
+                 tmp_path, device="cpu", show_progress=False)
+    source = open_dataset(tmp_path, require_velocity=True)  # survey from its survey.yaml
+    assert source.survey == survey and len(source) == 3
+    assert source.synthetic == [True] * 3 and source.families == ["flat"] * 3
+    sample = source[2]
+    assert sample.gathers.shape == survey.gather_shape
+    # "flat" maps are horizontal layers: constant along x (axis 1), varying with depth (axis 0).
+    assert np.allclose(sample.velocity, sample.velocity[:, :1])
+    assert np.ptp(sample.velocity[:, 0]) > 0
+    assert check_dataset(tmp_path, survey).ok
