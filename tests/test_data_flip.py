@@ -81,3 +81,15 @@ def test_nearest_flip_is_exact_for_mirrored_shots_and_approximate_elsewhere(mirr
     # The middle shot sits one cell (10 m, a tenth of a wavelength) from its mirror: a real error.
     error = relative_error(flipped.gathers[1], mirrored[1])
     assert 0.05 < error < 1.0
+
+
+def test_auto_flip_augmentation_resimulates_when_it_is_cheap(mirror_survey, simulated):
+    from seisinv.data.augment import build_augment
+
+    velocity, gathers, mirrored = simulated
+    augment = build_augment([{"name": "flip", "p": 1.0}], mirror_survey)  # strategy "auto"
+    g, v = augment(gathers, velocity, np.random.default_rng(0))
+    assert relative_error(g, mirrored) < 1e-5
+    np.testing.assert_array_equal(v, velocity[:, ::-1])
+    g, v = augment(gathers, None, np.random.default_rng(0))  # unlabelled: nearest
+    assert v is None and relative_error(g[1], mirrored[1]) > 0.05

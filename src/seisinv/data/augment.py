@@ -8,7 +8,7 @@ random number from the ``numpy.random.Generator`` it is given (``SeismicDataset`
 =================  ==========================================  ====================================
 name               params                                      effect
 =================  ==========================================  ====================================
-``flip``           ``p=0.5``, ``strategy="nearest"``           left-right mirror (``seisinv.data.flip``)
+``flip``           ``p=0.5``, ``strategy="auto"``              left-right mirror (``seisinv.data.flip``)
 ``amplitude``      ``low=0.5``, ``high=2.0``, ``p=1.0``        gathers x factor, log-uniform in
                                                                [low, high]
 ``noise``          ``level=0.05``, ``p=0.5``                   + Gaussian noise, std = level x RMS
@@ -28,7 +28,7 @@ from seisinv.errors import ConfigError
 from seisinv.registry import Registry
 from seisinv.survey import Survey
 
-from .flip import flip_sample
+from .flip import STRATEGIES, flip_sample
 from .sample import Sample
 
 # (gathers, velocity or None, rng) -> (gathers, velocity or None)
@@ -45,10 +45,10 @@ def _probability(name: str, p: float) -> float:
 
 
 @AUGMENTS.register("flip")
-def _flip(survey: Survey, p: float = 0.5, strategy: str = "nearest") -> AugmentStep:
+def _flip(survey: Survey, p: float = 0.5, strategy: str = "auto") -> AugmentStep:
     _probability("flip", p)
-    if strategy not in ("nearest", "resimulate"):
-        raise ConfigError(f"augmentation flip: strategy {strategy!r}; use nearest or resimulate")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"augmentation flip: strategy {strategy!r}; use {', '.join(STRATEGIES)}")
 
     def flip(gathers, velocity, rng):
         if rng.random() >= p:
