@@ -365,3 +365,15 @@ def test_cli_bad_arguments_raise_one_seisinv_error(tmp_path, args, message):
     assert isinstance(result.exception, SeisinvError)
     assert message in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def test_generated_folder_reads_back_through_open_dataset(tmp_path, small):
+    data = pytest.importorskip("seisinv.data")
+    spec = GenerateSpec(small, ("flat", "mix"), n=3, per_file=2)
+    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    source = data.open_dataset(tmp_path / "o", small)
+    assert list(source.ids) == [f"gen-s0-{i:07d}" for i in range(3)]
+    sample = source[1]
+    assert sample.synthetic and sample.family == "mix"
+    np.testing.assert_array_equal(sample.velocity, _expected(spec, 1)[1])
+    np.testing.assert_array_equal(sample.gathers, np.load(tmp_path / "o/data/data0.npy")[1])
