@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         from seisinv.survey import load_survey
 
         chosen = load_survey(survey) if survey else guess_survey(paths[0])
-        report = check_dataset(paths, chosen, value_samples=value_samples)
+        report = check_dataset(paths, chosen, value_samples=value_samples, progress=True)
         console = Console()
         for problem in report.problems[:limit]:
             console.print(f"[red]{category(problem)}[/]  {problem}", highlight=False,

@@ -10,9 +10,10 @@ not what a check should cost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def check_dataset(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     survey: Survey | str,
     value_samples: int = 16,
+    progress: bool = False,
 ) -> CheckReport:
     """Check one or more dataset roots against ``survey`` without stopping at the first problem.
 
@@ -103,6 +105,7 @@ def check_dataset(
         paths: dataset roots (any layout ``open_dataset`` reads) or single ``.npy`` files.
         survey: ``Survey`` or preset name / YAML path.
         value_samples: samples per stacked file whose values are read (see module docstring).
+        progress: show the standard progress bar over the samples.
 
     Returns:
         A ``CheckReport``; ``report.ok`` is False when anything is wrong.
@@ -111,20 +114,34 @@ def check_dataset(
     roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     report = CheckReport(survey=survey.name)
     owners: dict[str, SampleRef] = {}
-    for root in roots:
-        found = discover(root, survey)
-        summary = RootReport(Path(root), found.layout, samples=len(found.refs))
-        report.roots.append(summary)
+    discoveries = [discover(root, survey) for root in roots]
+    for root, found in zip(roots, discoveries, strict=True):
+        report.roots.append(RootReport(Path(root), found.layout, samples=len(found.refs)))
         report.problems += found.problems
         for ref in found.refs:
             if ref.id in owners:
                 report.problems.append(Problem(_path(ref), f"duplicate sample id {ref.id!r} "
                                                            f"(also in {_path(owners[ref.id])})"))
             owners.setdefault(ref.id, ref)
-        problems, checked = _check_values(found, survey, value_samples)
-        report.problems += problems
-        summary.value_checked = checked
+    with _progress(progress, sum(len(f.refs) for f in discoveries)) as advance:
+        for summary, found in zip(report.roots, discoveries, strict=True):
+            problems, checked = _check_values(found, survey, value_samples, advance)
+            report.problems += problems
+            summary.value_checked = checked
     return report
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """``advance(n)`` for the standard progress bar, or a no-op when not shown."""
+    if not show:
+        yield lambda n: None
+        return
+    from seisinv.runtime import progress_bar  # imports torch: only when a bar is wanted
+
+    with progress_bar() as bar:
+        task = bar.add_task("checking", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def _path(ref: SampleRef) -> Path:
@@ -133,7 +150,8 @@ def _path(ref: SampleRef) -> Path:
     return ref.data_path if isinstance(ref, StackedRef) else ref.path
 
 
-def _check_values(found: Discovery, survey: Survey, value_samples: int):
+def _check_values(found: Discovery, survey: Survey, value_samples: int,
+                  advance: Callable[[int], None]):
     """Header and value problems of every sample file, bounded for stacked files."""
     problems: list[Problem] = []
     checked = 0
@@ -142,9 +160,11 @@ def _check_values(found: Discovery, survey: Survey, value_samples: int):
         if isinstance(ref, FolderRef):
             problems += _check_folder(ref, survey)
             checked += 1
+            advance(1)
         elif isinstance(ref, SingleRef):
             problems += _check_file(ref.path, survey.gather_shape, survey, gathers=True)
             checked += 1
+            advance(1)
         else:
             by_file.setdefault(ref.data_path, []).append(ref)
     for data_path, refs in by_file.items():
@@ -163,6 +183,7 @@ def _check_values(found: Discovery, survey: Survey, value_samples: int):
                 problems += [Problem(ref.model_path, f"sample {ref.index}: {p}")
                              for p in velocity_value_problems(velocity, survey)]
             checked += 1
+        advance(len(refs))
     return problems, checked
 
 
