@@ -141,3 +141,14 @@ def test_pipeline_errors_name_the_step():
         build_pipeline([{"name": "scale", "factor": 2}, {"name": "resample", "len": 3}], OPENFWI)
     with pytest.raises(ConfigError, match="mapping with a 'name'"):
         build_pipeline(["resample"], OPENFWI)
+
+
+def test_pipeline_pickles_with_its_statistics():
+    import pickle
+
+    pipeline = build_pipeline([{"name": "scale", "factor": 2.0}, {"name": "zscore"}], OPENFWI)
+    pipeline.steps[1].stats = {"mean": 1.0, "std": 4.0}
+    copy = pickle.loads(pickle.dumps(pipeline))
+    g = random_gathers((5, 1000, 70))
+    np.testing.assert_array_equal(copy(g), pipeline(g))
+    np.testing.assert_allclose(copy(g), (2 * g - 1) / 4, rtol=1e-6)
