@@ -11,7 +11,10 @@ samples/s for
   (N = 0, 1, 2), the path training uses.
 
 The files were just written, so they are read from the page cache: this measures the CPU cost
-of loading, not the disk. Usage::
+of loading, not the disk. Besides wall-clock samples/s, each line gives the CPU time spent per
+sample (this process plus its finished worker processes): on a machine shared with other jobs the
+wall clock measures the contention, while ``cores / CPU time per sample`` bounds what the data
+path can deliver on an idle machine. Usage::
 
     python benchmarks/loading.py               # 50 samples, 2 passes each
     python benchmarks/loading.py --samples 20 --passes 1
@@ -20,6 +23,7 @@ of loading, not the disk. Usage::
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -41,12 +45,28 @@ def write_fixture(root: Path, samples: int) -> None:
         write_sample_folder(root, f"sample{i:03d}", gathers, velocity, survey)
 
 
-def rate(label: str, count: int, seconds: float) -> None:
-    print(f"{label:<28} {count / seconds:8.1f} samples/s   ({seconds / count * 1e3:6.1f} ms each)")
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (DataLoader workers), in seconds."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def best_of(passes: int, run) -> float:
-    return min(run() for _ in range(passes))
+def rate(label: str, count: int, seconds: float, cpu: float | None = None) -> None:
+    line = f"{label:<30} {count / seconds:7.1f} samples/s  {seconds / count * 1e3:6.1f} ms wall"
+    if cpu is not None:
+        line += f"  {cpu / count * 1e3:6.1f} ms CPU per sample"
+    print(line)
+
+
+def best_of(passes: int, run) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that pass)."""
+    results = []
+    for _ in range(passes):
+        cpu = cpu_seconds()
+        wall = run()
+        results.append((wall, cpu_seconds() - cpu))
+    return min(results)
 
 
 def main() -> None:
@@ -87,15 +107,18 @@ def main() -> None:
                 pipeline(source[i].gathers)
             return time.perf_counter() - t
 
-        rate("np.load (6 files)", n, best_of(args.passes, raw))
-        rate("read (open_dataset[i])", n, best_of(args.passes, read))
-        rate(f"read + resample {args.length}", n, best_of(args.passes, transformed))
+        rate("np.load (6 files)", n, *best_of(args.passes, raw))
+        rate("read (open_dataset[i])", n, *best_of(args.passes, read))
+        rate(f"read + resample {args.length}", n, *best_of(args.passes, transformed))
         dataset = SeismicDataset(source, pipeline)
         for workers in (0, 1, 2):
             loader = make_loader(dataset, batch_size=args.batch_size, workers=workers)
-            runs = [timed_epoch(loader, args.length) for _ in range(args.passes)]
-            total, first, first_size = min(runs)
-            rate(f"loader workers={workers}", n, total)
+            runs = []
+            for _ in range(args.passes):
+                cpu = cpu_seconds()
+                runs.append((*timed_epoch(loader, args.length), cpu_seconds() - cpu))
+            total, first, first_size, cpu = min(runs)
+            rate(f"loader workers={workers}", n, total, cpu)
             # Workers start (fork, first batch) once per epoch; on a real epoch of thousands of
             # samples that cost vanishes, so report the rate after the first batch too.
             rate(f"  after first batch ({first:.2f} s)", n - first_size, total - first)
