@@ -67,9 +67,13 @@ def test_model_contract(name: str, survey_name: str) -> None:
     # The two samples differ, so a model that ignores its input would fail here.
     assert not torch.allclose(velocity[0], velocity[1])
 
-    velocity.mean().backward()
-    first = next(p for p in model.parameters() if p.requires_grad)
-    assert first.grad is not None and first.grad.abs().sum() > 0
+    # Gradients reach the input (so through the first layer) and every parameter.
+    gathers.requires_grad_(True)
+    model(gathers).mean().backward()
+    assert gathers.grad is not None and gathers.grad.abs().sum() > 0
+    no_grad = [key for key, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters without gradient: {no_grad}"
+    gathers = gathers.detach()
 
     # The recorded config survives JSON and rebuilds the same architecture and outputs.
     config = json.loads(json.dumps(model.seisinv_config))

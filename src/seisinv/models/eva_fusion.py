@@ -182,6 +182,9 @@ def build_eva_fusion(
             ref_feat_shape=(image_size[0] // patch_size, image_size[1] // patch_size),
             drop_path_rate=drop_path_rate,
         )
+    # The classifier's pooling norm and pooler are never used: drop them so every parameter
+    # trains (and none sits untouched in checkpoints).
+    eva.fc_norm, eva.attn_pool = nn.Identity(), None
     if not 0 <= split <= len(eva.blocks):
         raise ValueError(f"split must be in 0..{len(eva.blocks)} (the depth), got {split}")
     return EvaFusion(
