@@ -29,6 +29,7 @@ from .layout import (
 )
 from .sample import Sample
 from .validate import (
+    READER_RANGE_SLACK,
     gathers_value_problems,
     load_npy_checked,
     raise_problems,
@@ -190,7 +191,7 @@ def _check_velocity(disk: np.ndarray, where, survey: Survey) -> np.ndarray:
     raise_problems(where, problems)
     # A copy: never hand out a view of a memory map (read-only, and it pins the file open).
     velocity = np.array(survey.velocity_from_disk(disk), dtype=np.float32, order="C")
-    raise_problems(where, velocity_value_problems(velocity, survey))
+    raise_problems(where, velocity_value_problems(velocity, survey, slack=READER_RANGE_SLACK))
     return velocity
 
 

@@ -20,9 +20,12 @@ from seisinv.errors import DataError
 from seisinv.survey import Survey
 
 # Velocities may leave the survey's nominal [vmin, vmax] by this fraction of the range before
-# they count as wrong: real OpenFWI / Speed & Structure maps touch the ends, and resampled or
-# smoothed maps overshoot them slightly.
+# `seisinv check` reports them: real OpenFWI / Speed & Structure maps touch the ends, and
+# resampled or smoothed maps overshoot them slightly.
 RANGE_SLACK = 0.1
+# The readers refuse only values far outside the range (garbage, not a slightly wider survey):
+# a reader error stops a training run in the middle of an epoch, `seisinv check` does not.
+READER_RANGE_SLACK = 0.5
 
 # A velocity whose median lies above this many km/s is in m/s; below this many m/s it is in km/s.
 # Rock velocities are 0.3..9 km/s, so the two unit systems never overlap around these values.
@@ -125,11 +128,14 @@ def gathers_value_problems(gathers: np.ndarray) -> list[str]:
     return [f"gathers contain {n_nan} NaN and {n_inf} Inf values"]
 
 
-def velocity_value_problems(velocity: np.ndarray, survey: Survey) -> list[str]:
-    """NaN/Inf, wrong units, or values outside the survey's range (with ``RANGE_SLACK``).
+def velocity_value_problems(
+    velocity: np.ndarray, survey: Survey, slack: float = RANGE_SLACK
+) -> list[str]:
+    """NaN/Inf, wrong units, or values outside the survey's range widened by ``slack``.
 
     Args:
         velocity: any shape, in the units the survey expects (``survey.units``).
+        slack: allowed excursion beyond ``[vmin, vmax]`` as a fraction of ``vmax - vmin``.
     """
     finite = np.isfinite(velocity)
     if not finite.all():
@@ -143,7 +149,7 @@ def velocity_value_problems(velocity: np.ndarray, survey: Survey) -> list[str]:
     if survey.units == "m/s" and median < MPS_LIMIT:
         return [f"velocity looks like km/s (median {median:.4g}); survey {survey.name!r} expects "
                 f"m/s in {survey.vmin:g}..{survey.vmax:g}"]
-    slack = RANGE_SLACK * (survey.vmax - survey.vmin)
+    slack = slack * (survey.vmax - survey.vmin)
     low, high = float(velocity.min()), float(velocity.max())
     if low < survey.vmin - slack or high > survey.vmax + slack:
         return [f"velocity range {low:.4g}..{high:.4g} {survey.units} outside the survey's "
