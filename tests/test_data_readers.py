@@ -242,3 +242,17 @@ def test_reads_what_seisinv_generate_writes(tmp_path, layout):
     assert np.allclose(sample.velocity, sample.velocity[:, :1])
     assert np.ptp(sample.velocity[:, 0]) > 0
     assert check_dataset(tmp_path, survey).ok
+
+
+def test_memory_maps_are_bounded(tmp_path, small_fwi, monkeypatch):
+    import seisinv.data.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_OPEN_MAPS", 3)
+    for k in range(4):
+        write_stacked(tmp_path / f"data{k}.npy", gathers(small_fwi, n=1, seed=k),
+                      depth_gradient(small_fwi, 1), small_fwi)
+    source = open_dataset(tmp_path, small_fwi)
+    for i in range(len(source)):
+        np.testing.assert_array_equal(source[i].gathers, gathers(small_fwi, n=1, seed=i)[0])
+    assert len(source._maps) == 3
+    np.testing.assert_array_equal(source[0].gathers, gathers(small_fwi, n=1, seed=0)[0])

@@ -9,6 +9,7 @@ reading one sample touches only its own bytes of a 1 GB file.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from .validate import (
 
 # How many problems a reader's DataError lists before pointing at `seisinv check`.
 MAX_LISTED_PROBLEMS = 5
+# Memory maps kept open per process. Each holds a file descriptor (mmap duplicates it), and the
+# full OpenFWI set has ~1,000 stacked files: an unbounded cache would hit the usual 1,024 limit.
+MAX_OPEN_MAPS = 64
 
 
 class SampleSource(Sequence):
@@ -57,7 +61,7 @@ class SampleSource(Sequence):
         self.survey = survey
         self.refs = list(refs)
         self._positions = {ref.id: i for i, ref in enumerate(self.refs)}
-        self._maps: dict[Path, np.ndarray] = {}
+        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -69,7 +73,7 @@ class SampleSource(Sequence):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_maps"] = {}  # memory maps are per process
+        state["_maps"] = OrderedDict()  # memory maps are per process
         return state
 
     @property
@@ -110,8 +114,13 @@ class SampleSource(Sequence):
 
     # ---- reading ------------------------------------------------------------------------
     def _map(self, path: Path) -> np.ndarray:
-        if path not in self._maps:
+        """The memory map of a stacked file (least recently used ones are closed)."""
+        if path in self._maps:
+            self._maps.move_to_end(path)
+        else:
             self._maps[path] = load_npy_checked(path, mmap=True)
+            while len(self._maps) > MAX_OPEN_MAPS:
+                self._maps.popitem(last=False)
         return self._maps[path]
 
     def _read(self, ref: SampleRef) -> Sample:
