@@ -346,7 +346,7 @@ def test_cli_generate_simulate_and_preview(tmp_path, small):
                                np.load(tmp_path / "o" / "data" / "data0.npy"), rtol=1e-5,
                                atol=1e-6)
 
-    result = runner.invoke(app, ["generate", "--preview", "flat,salt", "--examples", "2",
+    result = runner.invoke(app, ["generate", "--preview", "salt", "--examples", "1",
                                  "--survey", str(survey_file), "--out", str(tmp_path / "p.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p.png").stat().st_size > 1000
@@ -377,3 +377,11 @@ def test_generated_folder_reads_back_through_open_dataset(tmp_path, small):
     assert sample.synthetic and sample.family == "mix"
     np.testing.assert_array_equal(sample.velocity, _expected(spec, 1)[1])
     np.testing.assert_array_equal(sample.gathers, np.load(tmp_path / "o/data/data0.npy")[1])
+
+
+def test_first_run_killed_before_its_spec_was_written_can_restart(tmp_path, small):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "survey.yaml").write_text("partial: true\n")
+    run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "o", device="cpu",
+                 show_progress=False)
+    assert yaml.safe_load((tmp_path / "o" / "survey.yaml").read_text()) == small.to_dict()

@@ -225,7 +225,8 @@ def prepare_output(spec: GenerateSpec, out: Path) -> None:
                     f"({out / SURVEY_FILE}); use the same --survey or another --out"
                 )
             return
-        others = [p.name for p in out.iterdir() if p.name != PROGRESS_DIR]
+        # survey.yaml alone is a first run killed before generate.yaml was written.
+        others = [p.name for p in out.iterdir() if p.name not in (PROGRESS_DIR, SURVEY_FILE)]
         if others:
             raise SeisinvError(
                 f"--out {out}: not empty and not a seisinv generate output "

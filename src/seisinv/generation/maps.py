@@ -180,7 +180,13 @@ class VelocityMaps:
             (0, *self.survey.velocity_shape), np.float32
         )
 
-    def check_all(self) -> None:
-        """Check every map's values now (units, finiteness), one file at a time."""
+    def check_all(self, block: int = 256) -> None:
+        """Check every map's values now (units, finiteness), ``block`` maps at a time so a
+        large stacked file is never read into memory whole."""
         for file in dict.fromkeys(e.path for e in self._entries):
-            check_velocity_values(np.asarray(self._open(file)), self.survey, str(file))
+            array = self._open(file)
+            if array.ndim == 2:
+                check_velocity_values(array, self.survey, str(file))
+                continue
+            for start in range(0, len(array), block):
+                check_velocity_values(array[start:start + block], self.survey, str(file))
