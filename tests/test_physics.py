@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seisinv.errors import DataError, SeisinvError
+from seisinv.errors import ConfigError, DataError, SeisinvError
 from seisinv.physics import ricker, simulate, survey_wavelet
 from seisinv.physics.openfwi_reference import openfwi_reference
 from seisinv.survey import OPENFWI, Simulation
@@ -182,6 +182,9 @@ def test_bad_inputs_raise_seisinv_errors(tiny_survey):
         simulate(np.full(shape, 2500.0), tiny_survey, device="cpu", shots=[7])
     with pytest.raises(SeisinvError, match="wavelet"):
         simulate(np.full(shape, 2500.0), tiny_survey, device="cpu", wavelet=np.zeros(5))
+    damped = tiny_survey.replace(simulation=Simulation(boundary="damping"))
+    with pytest.raises(ConfigError, match="boundary"):
+        simulate(np.full(shape, 2500.0), damped, device="cpu")
 
 
 def test_real_openfwi_sample_sign_amplitude_and_timing(shared_data):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seisinv.errors import DataError, SeisinvError
+from seisinv.errors import ConfigError, DataError, SeisinvError
 from seisinv.physics.grid import internal_velocity, plan_grid
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
@@ -118,9 +118,16 @@ def simulate(
     Raises:
         DataError: velocity of the wrong shape, non-finite or in the wrong units.
         SeisinvError: bad ``shots`` or ``wavelet``.
+        ConfigError: ``survey.simulation.boundary`` other than "pml".
     """
     import deepwave
 
+    if survey.simulation.boundary != "pml":
+        raise ConfigError(
+            f"survey {survey.name!r}: simulation.boundary {survey.simulation.boundary!r} is not "
+            "available in simulate (deepwave has a PML only; it matches OpenFWI's damped scheme "
+            "to ~0.2%); use 'pml', or seisinv.physics.openfwi_reference for the sponge itself"
+        )
     dev = resolve_device(device)
     v = _velocity_tensor(velocity, survey, dev)
     shot_ids = _shot_indices(shots, survey)
