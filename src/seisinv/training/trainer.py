@@ -104,11 +104,20 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def micro_batches_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """Training micro-batches per process and epoch.
+
+    A final incomplete batch is dropped (a batch of one sample breaks BatchNorm and gives a noisy
+    step), unless a process holds fewer samples than one batch: then it is its only batch.
+    """
+    per_rank = math.ceil(n_train / world_size)
+    return max(1, per_rank // batch_size)
+
+
 def steps_per_epoch(n_train: int, batch_size: int, accumulate: int, world_size: int = 1) -> int:
-    """Optimiser steps in one epoch: ceil(ceil(n / world) / batch) micro-batches, grouped by
-    ``accumulate`` (the last group may be shorter)."""
-    micro = math.ceil(math.ceil(n_train / world_size) / batch_size)
-    return math.ceil(micro / accumulate)
+    """Optimiser steps in one epoch: the micro-batches grouped by ``accumulate`` (the last group
+    may be shorter)."""
+    return math.ceil(micro_batches_per_epoch(n_train, batch_size, world_size) / accumulate)
 
 
 def total_steps(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
@@ -270,7 +279,8 @@ def train(
 
     n_train = len(data.train)
     total = total_steps(config, n_train, info.world_size)
-    micro_per_epoch = math.ceil(math.ceil(n_train / info.world_size) / config.batch_size)
+    micro_per_epoch = micro_batches_per_epoch(n_train, config.batch_size, info.world_size)
+    drop_last = math.ceil(n_train / info.world_size) >= config.batch_size
     step, epoch, micro, best, best_step = 0, 0, 0, None, None
 
     if checkpoint is not None:
@@ -358,7 +368,7 @@ def train(
                 data.train.set_epoch(epoch)
                 loader = make_loader(
                     data.train, config.batch_size, workers=config.workers,
-                    seed=config.seed * 1_000_003 + epoch, sampler=sampler,
+                    seed=config.seed * 1_000_003 + epoch, sampler=sampler, drop_last=drop_last,
                 )
                 group: list[dict] = []
                 tic, window_samples = time.perf_counter(), 0
