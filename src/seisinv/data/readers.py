@@ -60,13 +60,14 @@ class SampleSource(Sequence):
     def __init__(self, refs: Sequence[SampleRef], survey: Survey) -> None:
         self.survey = survey
         self.refs = list(refs)
-        self._positions = {ref.id: i for i, ref in enumerate(self.refs)}
+        self._ids = [ref.id for ref in self.refs]  # built once: callers index it in loops
+        self._positions = {sample_id: i for i, sample_id in enumerate(self._ids)}
         self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, i):  # noqa: D105 - Sequence protocol
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return SampleSource(self.refs[i], self.survey)
         return self._read(self.refs[i])
@@ -78,8 +79,8 @@ class SampleSource(Sequence):
 
     @property
     def ids(self) -> list[str]:
-        """Sample ids, in index order."""
-        return [ref.id for ref in self.refs]
+        """Sample ids, in index order (a shared list: do not modify it)."""
+        return self._ids
 
     @property
     def families(self) -> list[str | None]:
