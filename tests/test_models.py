@@ -117,11 +117,39 @@ def test_inversionnet_matches_openfwi_plan() -> None:
     assert len(layers) == 5
 
 
-def test_inversionnet_accepts_other_input_lengths() -> None:
-    model = create_model("inversionnet", TINY_SPEED_STRUCTURE, width=0.25).eval()
-    for time, receivers in ((256, 6), (100, 8)):
-        gathers = torch.randn(2, TINY_SPEED_STRUCTURE.n_shots, time, receivers)
-        assert model(gathers).shape == (2, TINY_SPEED_STRUCTURE.nz, TINY_SPEED_STRUCTURE.nx)
+VARIANTS = [
+    ("inversionnet", {"norm": "instance", "upsample_stages": 3, "output_activation": "tanh"}),
+    ("unet", {"shots_as": "width", "fusion": "sum", "backbone": "test_efficientnet"}),
+    ("unet", {"backbone": "test_mambaout", "encoder_depth": 3, "fusion": "last"}),
+    ("unet", {"first_stride": (4, 1), "time_reduction": 2, "output_activation": "clamp"}),
+    ("eva_fusion", {"fusion": "attention", "shot_embedding": False, "split": 0}),
+    ("eva_fusion", {"split": 2, "image_size": (42, 14)}),
+    ("xattn", {"time_stride": 2, "max_queries": 64}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS)
+def test_model_variants(name: str, options: dict) -> None:
+    survey = TINY_SPEED_STRUCTURE
+    torch.manual_seed(0)
+    model = create_model(name, survey, **{**size_options(name, "tiny"), **options})
+    velocity = model(gathers_for(survey))
+    assert velocity.shape == (2, survey.nz, survey.nx)
+    assert velocity.min() >= survey.vmin and velocity.max() <= survey.vmax
+    assert rebuild_model(json.loads(json.dumps(model.seisinv_config))).seisinv_config == (
+        model.seisinv_config
+    )
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_accepts_transformed_input_lengths(name: str) -> None:
+    # Data transforms resample and pad: time and receiver counts differ from the survey's.
+    survey = TINY_SPEED_STRUCTURE
+    model = tiny_model(name, survey).eval()
+    with torch.no_grad():
+        for time, receivers in ((64, 8), (333, 5)):
+            gathers = torch.randn(2, survey.n_shots, time, receivers)
+            assert model(gathers).shape == (2, survey.nz, survey.nx)
 
 
 def test_every_model_accepts_pretrained_and_has_sizes() -> None:

@@ -89,13 +89,15 @@ class InversionNet(nn.Module):
             conv_block(d4, d4, 3, 1, 1, norm),
         )
         self.pool = nn.AdaptiveAvgPool2d(tuple(bottleneck))
-        self.code = conv_block(d4, d5, tuple(bottleneck), 1, 0, norm)
+        # Instance norm of a 1 x 1 map is undefined (one value per channel): no norm there.
+        code_norm = "none" if norm == "instance" else norm
+        self.code = conv_block(d4, d5, tuple(bottleneck), 1, 0, code_norm)
 
         seed = (math.ceil(nz / 2**upsample_stages), math.ceil(nx / 2**upsample_stages))
         stage_channels = ([d5] * max(upsample_stages - 4, 0) + [d4, d3, d2, d1])[-upsample_stages:]
         layers: list[nn.Module] = [
-            deconv_block(d5, d5, seed, 1, 0, norm),
-            conv_block(d5, d5, 3, 1, 1, norm),
+            deconv_block(d5, d5, seed, 1, 0, code_norm if seed == (1, 1) else norm),
+            conv_block(d5, d5, 3, 1, 1, code_norm if seed == (1, 1) else norm),
         ]
         previous = d5
         for out in stage_channels:
