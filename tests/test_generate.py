@@ -127,7 +127,7 @@ class Interrupt(Exception):
 
 def _fail_on_call(monkeypatch, call: int) -> None:
     """Make the physics raise on its ``call``-th use, as a kill would stop the job there."""
-    real = job_module._simulate_batch
+    real = job_module.simulate_batch
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -136,7 +136,7 @@ def _fail_on_call(monkeypatch, call: int) -> None:
             raise Interrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(job_module, "_simulate_batch", flaky)
+    monkeypatch.setattr(job_module, "simulate_batch", flaky)
 
 
 @pytest.mark.parametrize("batch,fail_call", [(None, 2), (1, 4)])
@@ -385,3 +385,11 @@ def test_first_run_killed_before_its_spec_was_written_can_restart(tmp_path, smal
     run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "o", device="cpu",
                  show_progress=False)
     assert yaml.safe_load((tmp_path / "o" / "survey.yaml").read_text()) == small.to_dict()
+
+
+def test_rate_text_reads_well_for_fast_and_slow_jobs():
+    from seisinv.generation.common import rate_text
+
+    assert rate_text(30, 2.0) == "15.00 samples/s"
+    assert rate_text(2, 80.0) == "40.0 s/sample"
+    assert rate_text(0, 1.0) == ""

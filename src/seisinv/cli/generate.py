@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {path}")
             return
         from seisinv.generation import GenerateSpec, Shard, run_generate
+        from seisinv.generation.common import rate_text
 
         spec = GenerateSpec(
             survey=the_survey, families=_split(families), n=n, seed=seed, per_file=per_file,
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch)
         console.print(
             f"{out}: {report.written} samples written, {report.skipped} already present "
-            f"({report.samples_per_second:.2f} samples/s); manifest lists "
+            f"({rate_text(report.written, report.seconds) or 'nothing to do'}); manifest lists "
             f"{report.manifest_rows} of {spec.n}"
         )
 
@@ -102,6 +103,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from seisinv.generation import run_simulate
+        from seisinv.generation.common import rate_text
         from seisinv.survey import load_survey
 
         if not models.exists():
@@ -109,5 +111,5 @@ def register(app: typer.Typer) -> None:
         report = run_simulate(models, load_survey(survey), out, device=device, batch=batch)
         Console(stderr=True).print(
             f"{out}: gathers for {report.written} maps written, {report.skipped} already present "
-            f"({report.samples_per_second:.2f} samples/s)"
+            f"({rate_text(report.written, report.seconds) or 'nothing to do'})"
         )

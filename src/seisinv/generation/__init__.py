@@ -5,7 +5,8 @@
     >>> run_generate(spec, "synthetic/")          # resumable, shardable (see docs/generate.md)
 """
 
-from seisinv.generation.job import GenerateReport, GenerateSpec, Shard, auto_batch, run_generate
+from seisinv.generation.common import auto_batch
+from seisinv.generation.job import GenerateReport, GenerateSpec, Shard, run_generate
 from seisinv.generation.manifest import MANIFEST_COLUMNS, read_manifest
 from seisinv.generation.maps import VelocityMaps, check_velocity_values
 from seisinv.generation.simulate_job import SimulateReport, run_simulate

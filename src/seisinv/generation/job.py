@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from seisinv.errors import SeisinvError
+from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.manifest import (
     PROGRESS_DIR,
     chunk_done,
@@ -41,9 +42,6 @@ from seisinv.survey import Survey, survey_from_dict
 
 SPEC_FILE = "generate.yaml"
 SURVEY_FILE = "survey.yaml"
-# Cells (samples x shots x grid cells) simulated per physics call when no batch size is given:
-# 64 OpenFWI samples or 4 Speed & Structure samples, a few hundred MB of wavefields.
-CELLS_PER_BATCH = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -151,24 +149,10 @@ class GenerateReport:
     skipped: int = 0
     seconds: float = 0.0
     manifest_rows: int = 0
-    failures: list[str] = field(default_factory=list)
 
     @property
     def samples_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
-
-
-def auto_batch(survey: Survey, per_file: int) -> int:
-    """Samples per physics call: about ``CELLS_PER_BATCH`` cells, at most 64 and ``per_file``."""
-    per_sample = survey.nz * survey.nx * survey.n_shots
-    return max(1, min(per_file, 64, CELLS_PER_BATCH // per_sample))
-
-
-def _simulate_batch(velocity: np.ndarray, survey: Survey, device: str) -> np.ndarray:
-    """(b, nz, nx) survey units -> (b, shots, nt, receivers) float32 numpy (physics call)."""
-    from seisinv.physics import simulate
-
-    return simulate(velocity, survey, device=device).detach().cpu().numpy()
 
 
 def _open_pool(spec: GenerateSpec) -> VelocityMaps | None:
@@ -311,7 +295,7 @@ def run_generate(
             def advance(k: int) -> None:
                 report.written += k
                 elapsed = time.perf_counter() - started
-                bar.update(task, advance=k, rate=f"{report.written / elapsed:.2f} samples/s")
+                bar.update(task, advance=k, rate=rate_text(report.written, elapsed))
 
             if survey.layout == "openfwi":
                 rows = _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch,
@@ -345,7 +329,7 @@ def _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch, advance
         for start in range(0, k, batch):
             part = indices[start:start + batch]
             maps, families, seeds = _chunk_velocities(spec, part, pool)
-            data[start:start + len(part)] = _simulate_batch(maps, survey, device)
+            data[start:start + len(part)] = simulate_batch(maps, survey, device)
             model[start:start + len(part), 0] = survey.velocity_to_disk(maps)
             for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
                 rows.append({"id": spec.sample_id(index), "family": family, "seed": seed,
@@ -374,7 +358,7 @@ def _write_folder_chunk(spec, out, indices, pool, device, batch, advance) -> tup
     for start in range(0, len(todo), batch):
         part = todo[start:start + batch]
         maps, families, seeds = _chunk_velocities(spec, part, pool)
-        gathers = _simulate_batch(maps, survey, device)
+        gathers = simulate_batch(maps, survey, device)
         for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
             sample = spec.sample_id(index)
             write_sample_folder(out / sample, gathers[row], survey, velocity=maps[row])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seisinv.errors import SeisinvError
-from seisinv.generation.job import _simulate_batch, auto_batch
+from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.maps import VELOCITY_FILE, VelocityMaps
 from seisinv.generation.writers import (
     add_gathers_to_folder,
@@ -96,7 +96,7 @@ def run_simulate(
             def advance(k: int) -> None:
                 report.written += k
                 elapsed = time.perf_counter() - started
-                bar.update(task, advance=k, rate=f"{report.written / elapsed:.2f} samples/s")
+                bar.update(task, advance=k, rate=rate_text(report.written, elapsed))
 
             if survey.layout == "openfwi":
                 _simulate_to_file(maps, survey, out, device, batch, advance)
@@ -118,7 +118,7 @@ def _simulate_to_file(maps, survey, out, device, batch, advance) -> None:
     with atomic_memmap(out, (n, *survey.gather_shape)) as data:
         for start in range(0, n, batch):
             part = range(start, min(start + batch, n))
-            data[start:start + len(part)] = _simulate_batch(maps.batch(part), survey, device)
+            data[start:start + len(part)] = simulate_batch(maps.batch(part), survey, device)
             advance(len(part))
 
 
@@ -126,7 +126,7 @@ def _simulate_to_folders(maps, todo, survey, out, device, batch, advance) -> Non
     for start in range(0, len(todo), batch):
         part = todo[start:start + batch]
         velocity = maps.batch(part)
-        gathers = _simulate_batch(velocity, survey, device)
+        gathers = simulate_batch(velocity, survey, device)
         for row, i in enumerate(part):
             folder = out / maps.ids[i]
             remove_stale(out, maps.ids[i])
