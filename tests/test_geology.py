@@ -148,3 +148,19 @@ def test_preview_writes_a_png(tmp_path, tiny_survey):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SeisinvError, match="png"):
         preview_families(["flat"], tiny_survey, tmp_path / "p.jpg")
+
+
+@pytest.mark.parametrize("preset", ["openfwi", "speed-structure"])
+def test_families_fill_the_challenge_grids(preset):
+    from seisinv.survey import load_survey
+
+    survey = load_survey(preset)
+    for family in FAMILIES.names():
+        maps = generate_velocity(family, 1, survey, seed=0)
+        assert maps.shape == (1, survey.nz, survey.nx) and maps.dtype == np.float32
+        assert survey.vmin <= maps.min() and maps.max() <= survey.vmax
+        assert maps.std() > 0.02 * (survey.vmax - survey.vmin)  # structure, not a constant
+
+
+def test_zero_samples_is_an_empty_stack(tiny_survey):
+    assert generate_velocity("flat", 0, tiny_survey, seed=0).shape == (0, 32, 32)
