@@ -498,3 +498,31 @@ def test_load_run_errors(tmp_path, resumed_runs):
         load_run(tmp_path / "missing")
     with pytest.raises(CheckpointError, match="not a run directory"):
         load_run(tmp_path)
+
+
+def test_cli_trains_then_extends_a_run_with_resume(dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from seisinv.cli.main import app
+    from seisinv.models import size_options
+
+    run = tmp_path / "cli-run"
+    args = [
+        "train", "tiny-openfwi", "--out", str(run),
+        "--set", f"data.train=[{dataset['FlatVel_A']}]", "--set", f"data.val=[{dataset['CurveVel_A']}]",
+        "--set", f"data.survey={dataset['survey']}", "--set", "data.limit=4", "--set", "data.val_limit=2",
+        "--set", "data.transforms=[{name: resample, length: 64}, {name: zscore}]",
+        "--set", "model.name=unet", "--set", f"model.options={json.dumps(size_options('unet', 'tiny'))}",
+        "--set", "batch_size=2", "--set", "steps=2", "--set", "logging.progress=false",
+        "--set", "logging.every_steps=1",
+    ]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "done: 2/2 steps" in first.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 2
+    # No CONFIG: the run's own config.yaml, with a longer schedule.
+    second = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--set", "steps=3"])
+    assert second.exit_code == 0, second.output
+    assert "done: 3/3 steps" in second.output
+    steps = [e["step"] for e in _train_entries(run) if e["kind"] == "train"]
+    assert steps == [1, 2, 3]

@@ -22,6 +22,9 @@ def init_distributed(device: torch.device) -> DistInfo:
     """
     info = dist_info()
     if info.world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            # NCCL collectives run on the current device: make it this rank's GPU.
+            torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return info
 
