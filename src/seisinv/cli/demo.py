@@ -34,6 +34,11 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         verdict = "beats" if result.model_beats_baselines else "does NOT beat"
         console.print(f"model {verdict} both baselines ({', '.join(BASELINE_NAMES)}) on MAE")
+        for name, check in result.qc.items():
+            console.print(
+                f"physics check ({name}): median data misfit {check['median_misfit']:.2f}, "
+                f"{check['n_flagged']} of {check['n']} flagged"
+            )
         total = sum(v for k, v in result.seconds.items() if k != "total_this_call")
         console.print("stage times (s): " + ", ".join(
             f"{k} {v:.0f}" for k, v in result.seconds.items() if k != "total_this_call"

@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
         done = predict(loaded, source, store, tta=names, batch=batch)
         Console(stderr=True).print(
             f"predicted {done} sample(s) ({len(source) - done} already done) with "
-            f"{loaded.checkpoint} [{loaded.which}], tta={names or 'none'} -> {out}"
+            f"{loaded.checkpoint} ({loaded.which} weights), tta={','.join(names) or 'none'} -> {out}",
+            markup=False,
         )
 
     @app.command("ensemble")
@@ -108,8 +109,9 @@ def register(app: typer.Typer) -> None:
         done = ensemble_stores(stores, out_store, plan, families)
         if plan.weights:
             for family, w in plan.weights.items():
-                console.print(f"weights [{family}]: " + ", ".join(f"{x:.3f}" for x in w))
-        console.print(f"combined {done} sample(s) from {len(stores)} member(s) -> {out}")
+                label = "all families" if family == "*" else family
+                console.print(f"weights ({label}): " + ", ".join(f"{x:.3f}" for x in w), markup=False)
+        console.print(f"combined {done} sample(s) from {len(stores)} member(s) -> {out}", markup=False)
 
     @app.command("submit")
     def submit_command(
@@ -132,4 +134,6 @@ def register(app: typer.Typer) -> None:
         mapping = StoreMapping(store)
         path = write_submission(fmt, out, mapping, store.survey, expected)
         note = "" if expected is not None else " (ids not checked: pass --ids-from TEST_DIR)"
-        Console(stderr=True).print(f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}")
+        Console(stderr=True).print(
+            f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}", markup=False
+        )
