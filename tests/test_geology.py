@@ -33,8 +33,8 @@ def test_family_shape_range_dtype(family, tiny_survey):
     assert maps.dtype == np.float32
     assert np.isfinite(maps).all()
     assert maps.min() >= tiny_survey.vmin and maps.max() <= tiny_survey.vmax
-    # Not constant: every family has structure.
-    assert maps.std() > 0.02 * (tiny_survey.vmax - tiny_survey.vmin)
+    # Every single map has structure (no near-constant maps with a few m/s of contrast).
+    assert maps.std(axis=(1, 2)).min() > 0.02 * (tiny_survey.vmax - tiny_survey.vmin)
 
 
 @pytest.mark.parametrize("family", ALL)

@@ -59,10 +59,16 @@ def layer_tops(rng: np.random.Generator, n_layers: int) -> np.ndarray:
 def layer_unit_velocities(rng: np.random.Generator, n_layers: int) -> np.ndarray:
     """Unit velocities of ``n_layers`` layers from top to bottom, (n_layers,) in [0, 1].
 
-    Sorted ascending (velocity grows with depth) except that, one time in four, two neighbouring
-    layers swap to make a low-velocity layer, as OpenFWI's "B" variants contain.
+    The top layer starts in [0, 0.4] and the stack spans at least 0.3 of the range, with every
+    step down at least 30 % of an average step, so no map is a near-constant (a few m/s of
+    contrast teaches a network nothing). Ascending (velocity grows with depth) except that, one
+    time in four, two neighbouring layers swap to make a low-velocity layer, as OpenFWI's "B"
+    variants contain.
     """
-    values = np.sort(rng.uniform(0.0, 1.0, n_layers))
+    start = rng.uniform(0.0, 0.4)
+    span = rng.uniform(0.3, 1.0 - start)
+    steps = rng.uniform(0.3, 1.0, n_layers - 1)
+    values = start + span * np.concatenate([[0.0], np.cumsum(steps) / steps.sum()])
     if n_layers > 2 and rng.random() < 0.25:
         i = rng.integers(0, n_layers - 1)
         values[[i, i + 1]] = values[[i + 1, i]]
