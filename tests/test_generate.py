@@ -393,3 +393,19 @@ def test_rate_text_reads_well_for_fast_and_slow_jobs():
     assert rate_text(30, 2.0) == "15.00 samples/s"
     assert rate_text(2, 80.0) == "40.0 s/sample"
     assert rate_text(0, 1.0) == ""
+
+
+def test_stale_stacked_temporaries_are_removed_and_chunk_redone(tmp_path, small):
+    spec = GenerateSpec(small, ("flat",), n=4, per_file=2)
+    out = tmp_path / "o"
+    run_generate(spec, out, device="cpu", show_progress=False)
+    reference = np.load(out / "data" / "data1.npy")
+    # As if killed while writing chunk 1: its record and files gone, a temporary left behind.
+    (out / ".progress" / "chunk000001.csv").unlink()
+    (out / "data" / "data1.npy").unlink()
+    (out / "data" / ".data1.npy.k1ll3d.tmp").write_bytes(b"half")
+    rebuilt = run_generate(spec, out, device="cpu", show_progress=False)
+    assert rebuilt.written == 2 and rebuilt.skipped == 2
+    assert not _tmp_files(out)
+    np.testing.assert_array_equal(np.load(out / "data" / "data1.npy"), reference)
+    assert [r["id"] for r in _rows(out)] == [f"gen-s0-{i:07d}" for i in range(4)]
