@@ -409,3 +409,23 @@ def test_stale_stacked_temporaries_are_removed_and_chunk_redone(tmp_path, small)
     assert not _tmp_files(out)
     np.testing.assert_array_equal(np.load(out / "data" / "data1.npy"), reference)
     assert [r["id"] for r in _rows(out)] == [f"gen-s0-{i:07d}" for i in range(4)]
+
+
+def test_unwritable_output_and_full_disk_are_clear_errors(tmp_path, small, monkeypatch):
+    import errno
+    import os
+
+    spec = GenerateSpec(small, ("flat",), n=2, per_file=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "access", lambda *args, **kwargs: False)  # root ignores chmod
+        with pytest.raises(SeisinvError, match="not writable"):
+            run_generate(spec, tmp_path / "ro", device="cpu", show_progress=False)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(job_module, "record_chunk", full_disk)
+        with pytest.raises(SeisinvError, match="No space left.*rerun the same command"):
+            run_generate(spec, tmp_path / "full", device="cpu", show_progress=False)
+    assert run_generate(spec, tmp_path / "full", device="cpu", show_progress=False).written == 2

@@ -216,10 +216,13 @@ def prepare_output(spec: GenerateSpec, out: Path) -> None:
                 f"--out {out}: not empty and not a seisinv generate output "
                 f"(found {', '.join(sorted(others)[:3])}); choose an empty or new folder"
             )
-        write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
-        write_yaml(spec_path, wanted)
-        publish_mode(out / SURVEY_FILE)
-        publish_mode(spec_path)
+        try:
+            write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
+            write_yaml(spec_path, wanted)
+            publish_mode(out / SURVEY_FILE)
+            publish_mode(spec_path)
+        except OSError as exc:
+            raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
 
 
 def _chunk_velocities(
@@ -285,30 +288,36 @@ def run_generate(
                        disable=not (show_progress and dist.is_main))
     with bar:
         task = bar.add_task("generate", total=report.total, rate="")
+
+        def advance(k: int) -> None:
+            report.written += k
+            bar.update(task, advance=k,
+                       rate=rate_text(report.written, time.perf_counter() - started))
+
         for chunk in chunks:
             indices = list(spec.chunk_range(chunk))
             if chunk_done(out, chunk):
                 report.skipped += len(indices)
                 bar.advance(task, len(indices))
                 continue
-
-            def advance(k: int) -> None:
-                report.written += k
-                elapsed = time.perf_counter() - started
-                bar.update(task, advance=k, rate=rate_text(report.written, elapsed))
-
-            if survey.layout == "openfwi":
-                rows = _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch,
-                                            advance)
-            else:
-                rows, kept = _write_folder_chunk(spec, out, indices, pool, device, batch,
-                                                 advance)
-                report.skipped += kept
-                bar.advance(task, kept)
-            for row in rows:
-                row.update(survey=survey.name, seisinv_version=__version__)
-            record_chunk(out, chunk, rows)
-            report.manifest_rows = rebuild_manifest(out)
+            try:
+                if survey.layout == "openfwi":
+                    rows = _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch,
+                                                advance)
+                else:
+                    rows, kept = _write_folder_chunk(spec, out, indices, pool, device, batch,
+                                                     advance)
+                    report.skipped += kept
+                    bar.advance(task, kept)
+                for row in rows:
+                    row.update(survey=survey.name, seisinv_version=__version__)
+                record_chunk(out, chunk, rows)
+                report.manifest_rows = rebuild_manifest(out)
+            except OSError as exc:  # disk full, permissions, quota: the user can act on these
+                raise SeisinvError(
+                    f"--out {out}: writing chunk {chunk} failed ({exc.strerror or exc}); "
+                    "finished chunks are kept, rerun the same command to resume"
+                ) from None
     report.manifest_rows = rebuild_manifest(out)
     report.seconds = time.perf_counter() - started
     return report

@@ -106,7 +106,7 @@ def run_simulate(
                 report.skipped = len(maps) - len(todo)
                 bar.advance(task, report.skipped)
                 _simulate_to_folders(maps, todo, survey, out, device, batch, advance)
-    except PermissionError as exc:
+    except OSError as exc:  # disk full, permissions, quota
         raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     report.seconds = time.perf_counter() - started
     return report
