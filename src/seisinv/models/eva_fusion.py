@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import timm
 import torch
 import torch.nn.functional as F
 from timm.models.eva import Eva
 from torch import nn
 
+from seisinv.models.backbones import create_backbone
 from seisinv.models.output import VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
@@ -153,9 +153,9 @@ def build_eva_fusion(
         raise ValueError(f"fusion {fusion!r}; use 'mean' or 'attention'")
     image_size = tuple(image_size)
     if backbone is not None:
-        eva = timm.create_model(
+        eva = create_backbone(
             backbone,
-            pretrained=pretrained,
+            pretrained,
             img_size=image_size,
             in_chans=1,
             num_classes=0,

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seisinv.models.backbones import create_backbone
 from seisinv.models.layers import conv_block
 from seisinv.models.output import VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
@@ -209,12 +209,7 @@ def build_unet(
         input_width = max(32, survey.n_receivers)
     in_chans = survey.n_shots if shots_as == "channels" else 1
     extra = {} if encoder_depth is None else {"out_indices": tuple(range(encoder_depth))}
-    try:
-        encoder = timm.create_model(
-            backbone, pretrained=pretrained, features_only=True, in_chans=in_chans, **extra
-        )
-    except RuntimeError as exc:  # timm: unknown model, or no features_only support
-        raise ValueError(f"backbone {backbone!r}: {exc}") from None
+    encoder = create_backbone(backbone, pretrained, features_only=True, in_chans=in_chans, **extra)
     if first_stride is not None:
         _set_first_stride(encoder, first_stride)
     return TimmUNet(

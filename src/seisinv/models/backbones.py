@@ -1,0 +1,26 @@
+"""Creating timm backbones with errors a user can act on."""
+
+from __future__ import annotations
+
+import timm
+from torch import nn
+
+
+def create_backbone(name: str, pretrained: bool, **timm_options) -> nn.Module:
+    """``timm.create_model(name, pretrained=..., **timm_options)``.
+
+    Raises:
+        ValueError: unknown or unsuitable timm model, or pretrained weights that cannot be had
+            (no network and no cached copy); the message names the backbone.
+    """
+    if not timm.is_model(name):
+        raise ValueError(f"backbone {name!r} is not a timm model (see timm.list_models())")
+    try:
+        return timm.create_model(name, pretrained=pretrained, **timm_options)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"backbone {name!r}: {exc}") from None
+    except OSError as exc:  # huggingface_hub / urllib: no network and no cached weights
+        raise ValueError(
+            f"backbone {name!r}: pretrained weights unavailable ({exc}); "
+            "use pretrained=False or fill timm's cache on a machine with network"
+        ) from None
