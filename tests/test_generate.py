@@ -429,3 +429,17 @@ def test_unwritable_output_and_full_disk_are_clear_errors(tmp_path, small, monke
         with pytest.raises(SeisinvError, match="No space left.*rerun the same command"):
             run_generate(spec, tmp_path / "full", device="cpu", show_progress=False)
     assert run_generate(spec, tmp_path / "full", device="cpu", show_progress=False).written == 2
+
+
+def test_concurrent_shards_in_one_folder_leave_a_complete_manifest(tmp_path, small):
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = GenerateSpec(small, ("flat", "curved"), n=6, per_file=1)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(
+            lambda k: run_generate(spec, tmp_path / "o", device="cpu", show_progress=False,
+                                   shard=Shard(k, 2)),
+            (1, 2),
+        ))
+    assert sorted(c for r in reports for c in r.chunks) == list(range(6))
+    assert [r["id"] for r in _rows(tmp_path / "o")] == [f"gen-s0-{i:07d}" for i in range(6)]
