@@ -21,7 +21,7 @@ from timm.models.eva import Eva
 from torch import nn
 
 from seisinv.models.backbones import create_backbone
-from seisinv.models.output import VelocityOutput, check_activation, check_gathers
+from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
 
@@ -129,7 +129,7 @@ def build_eva_fusion(
     fusion: ShotFusion = "mean",
     shot_embedding: bool = True,
     drop_path_rate: float = 0.0,
-    output_activation: str = "sigmoid",
+    output_activation: OutputActivation = "sigmoid",
 ) -> EvaFusion:
     """EVA02-style per-shot / fused transformer sized for ``survey``.
 

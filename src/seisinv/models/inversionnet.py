@@ -25,8 +25,14 @@ import math
 import torch
 from torch import nn
 
-from seisinv.models.layers import conv_block, deconv_block, norm_layer
-from seisinv.models.output import VelocityOutput, check_activation, check_gathers, fit_to_grid
+from seisinv.models.layers import Norm, conv_block, deconv_block, norm_layer
+from seisinv.models.output import (
+    OutputActivation,
+    VelocityOutput,
+    check_activation,
+    check_gathers,
+    fit_to_grid,
+)
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
 
@@ -126,8 +132,8 @@ def build_inversionnet(
     width: float = 1.0,
     bottleneck: tuple[int, int] | None = None,
     upsample_stages: int | None = None,
-    norm: str = "batch",
-    output_activation: str = "sigmoid",
+    norm: Norm = "batch",
+    output_activation: OutputActivation = "sigmoid",
 ) -> InversionNet:
     """OpenFWI's InversionNet sized for ``survey``.
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from seisinv.models.backbones import create_backbone
 from seisinv.models.layers import conv_block
-from seisinv.models.output import VelocityOutput, check_activation, check_gathers
+from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
 
@@ -176,7 +176,7 @@ def build_unet(
     decoder_channels: int = 64,
     head_channels: int = 32,
     fusion: Fusion = "concat",
-    output_activation: str = "sigmoid",
+    output_activation: OutputActivation = "sigmoid",
 ) -> TimmUNet:
     """A timm-encoder U-Net sized for ``survey``.
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seisinv.models.layers import conv_block
-from seisinv.models.output import VelocityOutput, check_activation, check_gathers
+from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
 
@@ -194,7 +194,7 @@ def build_xattn(
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
     max_queries: int = 256,
-    output_activation: str = "sigmoid",
+    output_activation: OutputActivation = "sigmoid",
 ) -> CrossAttentionNet:
     """Cross-source attention transformer sized for ``survey``.
 
