@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
             help="Comma-separated families, cycled over samples: flat, curved, flatfault, "
             "curvefault, fault (either fault family), style, salt, mix.",
         ),
-        n: int = typer.Option(1000, "--n", help="Number of samples."),
+        n: int = typer.Option(
+            1000, "--n", "--num-samples",
+            help="Number of samples (--num-samples under torchrun, whose parser takes --n).",
+        ),
         seed: int = typer.Option(0, "--seed", help="Run seed; sample i uses (seed, i)."),
         mix_from: Path = typer.Option(
             None, "--mix-from",
