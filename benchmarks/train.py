@@ -19,7 +19,9 @@ import time
 import torch
 
 
-def benchmark(recipe: str, size: str, device: torch.device, batch: int, steps: int, warmup: int) -> dict:
+def benchmark(
+    recipe: str, size: str, device: torch.device, batch: int, steps: int, warmup: int
+) -> dict:
     """Time ``steps`` optimiser steps of ``recipe``'s model on random input (after ``warmup``)."""
     from seisinv.data import build_pipeline
     from seisinv.models import count_parameters, create_model, size_options
@@ -78,28 +80,40 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="*", default=None, help="default: every packaged recipe")
-    parser.add_argument("--size", choices=("tiny", "full"), default="tiny",
-                        help="tiny: the models' recommended tiny options (CPU); full: the recipe's")
+    parser.add_argument(
+        "--size",
+        choices=("tiny", "full"),
+        default="tiny",
+        help="tiny: the models' recommended tiny options (CPU); full: the recipe's",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: steadiest on a shared 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: steadiest on a shared 2-core machine)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     recipes = args.recipes or recipe_names()
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    header = f"{'recipe':32s} {'model':13s} {'input':>12s} {'params M':>9s} {'batch':>5s} " \
-             f"{'prec':>5s} {'s/step':>8s} {'samples/s':>10s}"
+    header = (
+        f"{'recipe':32s} {'model':13s} {'input':>12s} {'params M':>9s} {'batch':>5s} "
+        f"{'prec':>5s} {'s/step':>8s} {'samples/s':>10s}"
+    )
     print(header)
     for recipe in recipes:
         row = benchmark(recipe, args.size, device, args.batch, args.steps, args.warmup)
-        print(f"{row['recipe']:32s} {row['model']:13s} {row['input']:>12s} {row['params_M']:9.2f} "
-              f"{row['batch']:5d} {row['precision']:>5s} {row['s_per_step']:8.3f} "
-              f"{row['samples_per_s']:10.1f}")
+        print(
+            f"{row['recipe']:32s} {row['model']:13s} {row['input']:>12s} {row['params_M']:9.2f} "
+            f"{row['batch']:5d} {row['precision']:>5s} {row['s_per_step']:8.3f} "
+            f"{row['samples_per_s']:10.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,11 @@ def dataset(tmp_path_factory):
     from seisinv.survey import OPENFWI
 
     survey = OPENFWI.replace(
-        name="tiny", nz=32, nx=32, nt=300, source_x=(0.0, 150.0, 310.0),
+        name="tiny",
+        nz=32,
+        nx=32,
+        nt=300,
+        source_x=(0.0, 150.0, 310.0),
         receiver_x=tuple(20.0 * i for i in range(16)),
     )
     return write_dataset(tmp_path_factory.mktemp("training-data"), survey)
@@ -103,8 +107,13 @@ def test_every_packaged_recipe_validates():
     from seisinv.survey import load_survey
 
     names = recipe_names()
-    assert {"tiny-openfwi", "speed-structure-caformer-unet", "speed-structure-eva-fusion",
-            "openfwi-inversionnet", "openfwi-unet"} <= set(names)
+    assert {
+        "tiny-openfwi",
+        "speed-structure-caformer-unet",
+        "speed-structure-eva-fusion",
+        "openfwi-inversionnet",
+        "openfwi-unet",
+    } <= set(names)
     for name in names:
         config = load_config(name)
         assert config.name == name
@@ -172,7 +181,9 @@ def test_unknown_recipe_lists_the_known_ones():
 def test_cli_reports_a_bad_key_in_one_line():
     result = subprocess.run(
         [sys.executable, "-m", "seisinv.cli.main", "train", "tiny-openfwi", "--set", "epochz=3"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "epochz: unknown key" in result.stderr
@@ -188,7 +199,9 @@ def test_schedule_warmup_then_cosine_matches_hand_values():
     # Halfway through the 10 cosine steps: min + (max - min) / 2.
     assert lrs[9] == pytest.approx(0.55)
     assert lrs[14] == pytest.approx(0.1)
-    assert lr_at(6, 14, 1.0, schedule) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2)))
+    assert lr_at(6, 14, 1.0, schedule) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2))
+    )
     constant = ScheduleConfig(name="constant", warmup_steps=2, warmup_start=0.5)
     assert [lr_at(s, 10, 2.0, constant) for s in range(4)] == pytest.approx([1.0, 1.5, 2.0, 2.0])
 
@@ -268,7 +281,10 @@ def test_unknown_loss_and_bad_options(tiny_survey):
     with pytest.raises(SeisinvError, match="unknown loss 'l3'"):
         Loss(LossConfig(terms=[LossTerm(name="l3")]), LossContext(tiny_survey))
     with pytest.raises(ConfigError, match="depth_l1"):
-        Loss(LossConfig(terms=[LossTerm(name="depth_l1", options={"top": 2})]), LossContext(tiny_survey))
+        Loss(
+            LossConfig(terms=[LossTerm(name="depth_l1", options={"top": 2})]),
+            LossContext(tiny_survey),
+        )
 
 
 def test_physics_loss_is_zero_for_the_true_model_and_differentiable():
@@ -277,7 +293,12 @@ def test_physics_loss_is_zero_for_the_true_model_and_differentiable():
     from seisinv.survey import OPENFWI
 
     survey = OPENFWI.replace(
-        name="mini", nz=16, nx=16, nt=120, source_x=(0.0, 150.0), receiver_x=tuple(10.0 * i for i in range(16)),
+        name="mini",
+        nz=16,
+        nx=16,
+        nt=120,
+        source_x=(0.0, 150.0),
+        receiver_x=tuple(10.0 * i for i in range(16)),
     )
     truth = torch.full((1, 16, 16), 2000.0)
     truth[:, 8:] = 3000.0
@@ -302,7 +323,9 @@ def test_physics_loss_is_zero_for_the_true_model_and_differentiable():
 # ---- checkpoints -----------------------------------------------------------------------------
 def _net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 1, 1))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 1, 1)
+    )
 
 
 def test_checkpoint_round_trip_without_pickle(tmp_path):
@@ -359,7 +382,9 @@ def test_corrupted_checkpoint_raises_checkpoint_error(tmp_path, damage):
 def test_mismatched_weights_never_half_load(tmp_path):
     net = _net()
     folder = ckpt.save_checkpoint(tmp_path / "last", net.state_dict(), None, {}, {})
-    other = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+    other = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1)
+    )
     before = {k: v.clone() for k, v in other.state_dict().items()}
     with pytest.raises(CheckpointError, match=r"shape mismatch: 2\.weight"):
         ckpt.load_weights(other, ckpt.read_checkpoint(folder).model, "test")
@@ -374,8 +399,12 @@ def test_fold_split_is_disjoint_balanced_and_fits_on_training_samples(dataset):
     from seisinv.training.data import build_data
 
     config = tiny_config(
-        dataset, f"data.train=[{dataset['FlatVel_A']}, {dataset['CurveVel_A']}]", "data.val=[]",
-        "folds.k=4", "folds.val_fold=1", "data.augment=[{name: flip, p: 1.0}]",
+        dataset,
+        f"data.train=[{dataset['FlatVel_A']}, {dataset['CurveVel_A']}]",
+        "data.val=[]",
+        "folds.k=4",
+        "folds.val_fold=1",
+        "data.augment=[{name: flip, p: 1.0}]",
     )
     data = build_data(config)
     train_ids = {data.train.source.ids[i] for i in data.train.indices}
@@ -388,7 +417,8 @@ def test_fold_split_is_disjoint_balanced_and_fits_on_training_samples(dataset):
     # The flip augmentation (p=1) mirrors the training velocity left-right.
     position = data.train.indices[0]
     assert torch.allclose(
-        data.train[0]["velocity"], torch.from_numpy(data.train.source[position].velocity[:, ::-1].copy())
+        data.train[0]["velocity"],
+        torch.from_numpy(data.train.source[position].velocity[:, ::-1].copy()),
     )
 
 
@@ -397,8 +427,15 @@ def test_tiny_run_overfits_a_handful_of_samples(dataset, tmp_path):
     from seisinv.training.trainer import train
 
     config = tiny_config(
-        dataset, "data.limit=4", "data.val=[]", "folds.val_fold=null", "batch_size=4",
-        "steps=25", "optimizer.lr=3e-3", "schedule.name=constant", "schedule.warmup_steps=0",
+        dataset,
+        "data.limit=4",
+        "data.val=[]",
+        "folds.val_fold=null",
+        "batch_size=4",
+        "steps=25",
+        "optimizer.lr=3e-3",
+        "schedule.name=constant",
+        "schedule.warmup_steps=0",
         "ema.enabled=false",
     )
     result = train(config, tmp_path / "run")
@@ -418,8 +455,14 @@ def _comparable(run: Path) -> list[dict]:
 
 
 RESUME_SETTINGS = (
-    "data.limit=8", "data.val_limit=4", "batch_size=2", "accumulate=2", "epochs=3",
-    "checkpoint.every_steps=1", "ema.decay=0.5", "logging.tensorboard=true",
+    "data.limit=8",
+    "data.val_limit=4",
+    "batch_size=2",
+    "accumulate=2",
+    "epochs=3",
+    "checkpoint.every_steps=1",
+    "ema.decay=0.5",
+    "logging.tensorboard=true",
 )
 
 
@@ -508,13 +551,34 @@ def test_cli_trains_then_extends_a_run_with_resume(dataset, tmp_path):
 
     run = tmp_path / "cli-run"
     args = [
-        "train", "tiny-openfwi", "--out", str(run),
-        "--set", f"data.train=[{dataset['FlatVel_A']}]", "--set", f"data.val=[{dataset['CurveVel_A']}]",
-        "--set", f"data.survey={dataset['survey']}", "--set", "data.limit=4", "--set", "data.val_limit=2",
-        "--set", "data.transforms=[{name: resample, length: 64}, {name: zscore}]",
-        "--set", "model.name=unet", "--set", f"model.options={json.dumps(size_options('unet', 'tiny'))}",
-        "--set", "batch_size=2", "--set", "steps=2", "--set", "logging.progress=false",
-        "--set", "logging.every_steps=1",
+        "train",
+        "tiny-openfwi",
+        "--out",
+        str(run),
+        "--set",
+        f"data.train=[{dataset['FlatVel_A']}]",
+        "--set",
+        f"data.val=[{dataset['CurveVel_A']}]",
+        "--set",
+        f"data.survey={dataset['survey']}",
+        "--set",
+        "data.limit=4",
+        "--set",
+        "data.val_limit=2",
+        "--set",
+        "data.transforms=[{name: resample, length: 64}, {name: zscore}]",
+        "--set",
+        "model.name=unet",
+        "--set",
+        f"model.options={json.dumps(size_options('unet', 'tiny'))}",
+        "--set",
+        "batch_size=2",
+        "--set",
+        "steps=2",
+        "--set",
+        "logging.progress=false",
+        "--set",
+        "logging.every_steps=1",
     ]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output

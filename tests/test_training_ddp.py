@@ -23,7 +23,12 @@ from seisinv.training.losses import Loss, LossContext
 from seisinv.training.steps import forward_backward
 
 SURVEY = OPENFWI.replace(
-    name="tiny", nz=8, nx=8, nt=40, source_x=(0.0, 70.0), receiver_x=tuple(10.0 * i for i in range(8))
+    name="tiny",
+    nz=8,
+    nx=8,
+    nt=40,
+    source_x=(0.0, 70.0),
+    receiver_x=tuple(10.0 * i for i in range(8)),
 )
 N_SAMPLES, MICRO_BATCH, SEED = 8, 2, 3
 
@@ -63,8 +68,11 @@ def _loss() -> Loss:
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-        WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
     import torch.distributed as dist
@@ -87,7 +95,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     gathers, velocity = _data()
     # Two micro-batches per process: exercises no_sync accumulation before the all-reduce.
     batches = [
-        {"gathers": gathers[indices[i : i + MICRO_BATCH]], "velocity": velocity[indices[i : i + MICRO_BATCH]]}
+        {
+            "gathers": gathers[indices[i : i + MICRO_BATCH]],
+            "velocity": velocity[indices[i : i + MICRO_BATCH]],
+        }
         for i in range(0, len(indices), MICRO_BATCH)
     ]
     forward_backward(ddp, batches, _loss(), torch.device("cpu"))
@@ -117,7 +128,9 @@ def test_two_processes_average_to_the_combined_batch_gradient(tmp_path):
 
     model = _model()
     gathers, velocity = _data()
-    forward_backward(model, [{"gathers": gathers, "velocity": velocity}], _loss(), torch.device("cpu"))
+    forward_backward(
+        model, [{"gathers": gathers, "velocity": velocity}], _loss(), torch.device("cpu")
+    )
     for name, param in model.named_parameters():
         assert torch.allclose(ranks[0][name], ranks[1][name]), f"{name}: ranks disagree"
         assert torch.allclose(ranks[0][name], param.grad, rtol=1e-4, atol=1e-6), name

@@ -21,8 +21,10 @@ def register(app: typer.Typer) -> None:
             "Optional with --resume (the run's saved config is used).",
         ),
         overrides: list[str] = typer.Option(
-            [], "--set", help="Override a config key, e.g. --set optimizer.lr=3e-4 "
-            "--set model.options.width=0.5 (values parsed as YAML; repeatable)."
+            [],
+            "--set",
+            help="Override a config key, e.g. --set optimizer.lr=3e-4 "
+            "--set model.options.width=0.5 (values parsed as YAML; repeatable).",
         ),
         out: Path = typer.Option(
             None, "--out", help="Run directory (default: runs/<config name>)."
@@ -48,7 +50,9 @@ def register(app: typer.Typer) -> None:
             return
         if config is None:
             if not (resume and out is not None):
-                raise ConfigError("give a CONFIG (YAML path or recipe name), or --resume --out RUN_DIR")
+                raise ConfigError(
+                    "give a CONFIG (YAML path or recipe name), or --resume --out RUN_DIR"
+                )
             config = str(out / "config.yaml")
         cfg = load_config(config, overrides)
         run_dir = out if out is not None else Path("runs") / cfg.name
@@ -62,7 +66,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"{action} {cfg.name!r} ({cfg.model.name}) -> {run_dir}")
         result = train(cfg, run_dir, resume=resume, echo=console.print if main else None)
         if main:
-            best = "" if result.best is None else (
-                f", best val {cfg.checkpoint.best_metric} {result.best:.4g}"
+            best = (
+                ""
+                if result.best is None
+                else (f", best val {cfg.checkpoint.best_metric} {result.best:.4g}")
             )
             console.print(f"done: {result.step}/{result.total_steps} steps{best}; run in {run_dir}")

@@ -60,7 +60,8 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "s")
             return {k: flatten_state(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}
         return {
             "__items__": [
-                [k, flatten_state(v, tensors, f"{prefix}.{i}")] for i, (k, v) in enumerate(obj.items())
+                [k, flatten_state(v, tensors, f"{prefix}.{i}")]
+                for i, (k, v) in enumerate(obj.items())
             ]
         }
     if isinstance(obj, (list, tuple)):
@@ -83,7 +84,9 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor], source: str = "s
             if marker in obj:
                 key = obj[marker]
                 if key not in tensors:
-                    raise CheckpointError(f"{source}: tensor {key!r} is missing from {STATE_TENSORS}")
+                    raise CheckpointError(
+                        f"{source}: tensor {key!r} is missing from {STATE_TENSORS}"
+                    )
                 return tensors[key] if marker == "__tensor__" else tensors[key].numpy()
         if "__items__" in obj:
             return {k: unflatten_state(v, tensors, source) for k, v in obj["__items__"]}
@@ -143,7 +146,10 @@ def save_checkpoint(
             tmp / MANIFEST,
             {
                 "format": FORMAT_VERSION,
-                "files": {n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size} for n in files},
+                "files": {
+                    n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
+                    for n in files
+                },
             },
         )
         old = folder.with_name(folder.name + ".old")
@@ -205,7 +211,9 @@ def verify_checkpoint(folder: str | os.PathLike) -> Path:
         manifest = json.loads((folder / MANIFEST).read_text())
         files = manifest["files"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{folder / MANIFEST}: unreadable checkpoint manifest ({exc})") from None
+        raise CheckpointError(
+            f"{folder / MANIFEST}: unreadable checkpoint manifest ({exc})"
+        ) from None
     for name in (MODEL_FILE, STATE_TENSORS, STATE_JSON, CONFIG_FILE):
         if name not in files:
             raise CheckpointError(f"{folder}: manifest does not list {name}")
@@ -260,8 +268,11 @@ def read_checkpoint(folder: str | os.PathLike, with_state: bool = True) -> Check
         if pipeline_keys:
             all_tensors = _load_tensors(folder / STATE_TENSORS)
             tensors = {k: all_tensors[k] for k in pipeline_keys if k in all_tensors}
-        structure = {k: structure[k] for k in ("survey", "pipeline", "model", "counters", "val")
-                     if k in structure}
+        structure = {
+            k: structure[k]
+            for k in ("survey", "pipeline", "model", "counters", "val")
+            if k in structure
+        }
     state = unflatten_state(structure, tensors, source=str(folder / STATE_JSON))
     return Checkpoint(folder=folder, model=model, ema=ema, state=state, config=config or {})
 

@@ -289,7 +289,9 @@ def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
         ConfigError: naming each bad key with its dotted path and the reason.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

@@ -57,8 +57,12 @@ def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int], dict[
     else:
         synthetic = source.synthetic
         folds = assign_folds(
-            ids, k=folds_cfg.k, seed=folds_cfg.seed, families=source.families,
-            synthetic=None if all(synthetic) else synthetic, holdout=folds_cfg.holdout,
+            ids,
+            k=folds_cfg.k,
+            seed=folds_cfg.seed,
+            families=source.families,
+            synthetic=None if all(synthetic) else synthetic,
+            holdout=folds_cfg.holdout,
         )
     train, val = split_indices(ids, folds, folds_cfg.val_fold)
     return train, val, folds
@@ -117,4 +121,3 @@ def count_families(dataset) -> dict[str, int]:
         name = families[index] or ""
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
-

@@ -136,8 +136,8 @@ def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
             ops.append(lambda x, lo=step.params["low"], hi=step.params["high"]: x.clamp(lo, hi))
         else:
             raise ConfigError(
-                f"loss physics: pipeline step {step.name!r} changes the gathers' shape; the physics "
-                "loss supports pipelines of scale, zscore and clip steps only"
+                f"loss physics: pipeline step {step.name!r} changes the gathers' shape; "
+                "the physics loss supports pipelines of scale, zscore and clip steps only"
             )
 
     def apply(gathers: torch.Tensor) -> torch.Tensor:
@@ -186,7 +186,9 @@ class Loss:
             try:
                 fn = builder(ctx, **term.options)
             except TypeError as exc:
-                raise ConfigError(f"loss {term.name!r}: bad options {term.options} ({exc})") from None
+                raise ConfigError(
+                    f"loss {term.name!r}: bad options {term.options} ({exc})"
+                ) from None
             self.terms.append((term.name, term.weight, fn))
 
     def per_sample(

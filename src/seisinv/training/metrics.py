@@ -14,7 +14,8 @@ import torch.nn.functional as F
 def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape or pred.ndim != 3:
         raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must both be (batch, nz, nx)"
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} "
+            "must both be (batch, nz, nx)"
         )
 
 

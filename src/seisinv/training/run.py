@@ -73,12 +73,15 @@ def find_checkpoint(path: str | os.PathLike, checkpoint: Literal["best", "last"]
     order = ("best", "last") if checkpoint == "best" else ("last",)
     for name in order:
         candidate = folders / name
-        if (candidate / ckpt.MANIFEST).exists() or (folders / f"{name}.old" / ckpt.MANIFEST).exists():
+        if (candidate / ckpt.MANIFEST).exists() or (
+            folders / f"{name}.old" / ckpt.MANIFEST
+        ).exists():
             return candidate
     if not path.exists():
         raise CheckpointError(f"{path}: no such run or checkpoint directory")
+    wanted = "best or last" if checkpoint == "best" else "last"
     raise CheckpointError(
-        f"{path}: not a run directory (no checkpoints/{'best or last' if checkpoint == 'best' else 'last'}) "
+        f"{path}: not a run directory (no checkpoints/{wanted}) "
         f"nor a checkpoint directory (no {ckpt.MANIFEST})"
     )
 

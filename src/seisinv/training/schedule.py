@@ -1,4 +1,4 @@
-"""Learning rate as a pure function of the optimiser step: linear warmup, then cosine or constant."""
+"""Learning rate as a pure function of the optimiser step: linear warmup, then cosine/constant."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: ScheduleConfig) -> f
 
     Warmup: ``lr * (warmup_start + (1 - warmup_start) * step / warmup_steps)`` for
     ``step < warmup_steps``. Cosine: ``min_lr + (lr - min_lr) * (1 + cos(pi * p)) / 2`` with
-    ``p = (step - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1]. Constant: ``lr``.
+    ``p = (step - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1].
+    Constant: ``lr``.
     """
     if step < schedule.warmup_steps:
         start = schedule.warmup_start

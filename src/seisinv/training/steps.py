@@ -58,7 +58,11 @@ def forward_backward(
                 f"training batch with samples {list(batch.get('id', []))[:3]}... has no velocity; "
                 "training data needs velocity maps"
             )
-        sync = model.no_sync() if (is_distributed() and i < n - 1 and hasattr(model, "no_sync")) else nullcontext()
+        sync = (
+            model.no_sync()
+            if (is_distributed() and i < n - 1 and hasattr(model, "no_sync"))
+            else nullcontext()
+        )
         with sync:
             with autocast(device, amp_dtype):
                 pred = model(gathers)
@@ -132,7 +136,9 @@ def evaluate(
             "loss": loss.per_sample(pred, target, gathers)[0],
         }
         for j, family in enumerate(batch["family"]):
-            entry = sums.setdefault(family, {"n": 0.0, "mae": 0.0, "mape": 0.0, "ssim": 0.0, "loss": 0.0})
+            entry = sums.setdefault(
+                family, {"n": 0.0, "mae": 0.0, "mape": 0.0, "ssim": 0.0, "loss": 0.0}
+            )
             entry["n"] += 1
             for key, v in values.items():
                 entry[key] += float(v[j])

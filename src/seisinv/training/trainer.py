@@ -1,4 +1,4 @@
-"""The training loop: ``train(config, run_dir)`` builds everything from a ``TrainConfig`` and runs it.
+"""The training loop: ``train(config, run_dir)`` builds everything from a ``TrainConfig``, runs it.
 
 Run directory::
 
@@ -31,6 +31,7 @@ import torch
 from seisinv.errors import CheckpointError, ConfigError
 from seisinv.io import write_text, write_yaml
 from seisinv.runtime import resolve_device
+from seisinv.survey import survey_from_dict
 from seisinv.training import checkpoint as ckpt
 from seisinv.training.config import TrainConfig, config_from_dict
 from seisinv.training.data import TrainData, build_data
@@ -48,7 +49,15 @@ from seisinv.training.schedule import lr_at
 from seisinv.training.steps import evaluate, forward_backward, optimizer_step, summarise
 
 # Config sections a resumed run may change; anything else must match the checkpoint's config.
-RESUMABLE_CHANGES = ("epochs", "steps", "logging", "workers", "device", "checkpoint", "val_every_epochs")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "steps",
+    "logging",
+    "workers",
+    "device",
+    "checkpoint",
+    "val_every_epochs",
+)
 
 
 @dataclass
@@ -124,7 +133,9 @@ def total_steps(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
     """Optimiser steps of the whole run: ``steps`` when set, else ``epochs`` full epochs."""
     if config.steps is not None:
         return config.steps
-    return config.epochs * steps_per_epoch(n_train, config.batch_size, config.accumulate, world_size)
+    return config.epochs * steps_per_epoch(
+        n_train, config.batch_size, config.accumulate, world_size
+    )
 
 
 def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
@@ -139,7 +150,8 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
         return config
     old, new = config.to_dict(), requested.to_dict()
     differing = [
-        key for key in _differences(old, new)
+        key
+        for key in _differences(old, new)
         if key.split(".")[0] not in RESUMABLE_CHANGES and key != "name"
     ]
     if differing:
@@ -180,7 +192,8 @@ class _Log:
         if not (self.enabled and self.path.exists()):
             return
         kept = [
-            line for line in self.path.read_text().splitlines()
+            line
+            for line in self.path.read_text().splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step
         ]
         write_text(self.path, "".join(line + "\n" for line in kept))
@@ -253,7 +266,11 @@ def train(
     amp_dtype = resolve_precision(config.precision, device)
     seed_everything(config.seed)
 
-    data: TrainData = build_data(config)
+    # A resumed run keeps the survey it started with, even if its YAML file has moved.
+    saved_survey = None
+    if checkpoint is not None and "survey" in checkpoint.state:
+        saved_survey = survey_from_dict(checkpoint.state["survey"], source=str(last_dir))
+    data: TrainData = build_data(config, survey=saved_survey)
     survey = data.survey
     if checkpoint is not None:
         saved_pipeline = checkpoint.state.get("pipeline")
@@ -287,6 +304,11 @@ def train(
         _restore(checkpoint, model, ema, optimizer, scaler)
         counters = checkpoint.state["counters"]
         step, epoch, micro = counters["step"], counters["epoch"], counters["micro"]
+        if micro and counters.get("world_size", 1) != info.world_size:
+            raise CheckpointError(
+                f"{checkpoint.folder}: saved mid-epoch by {counters.get('world_size', 1)} "
+                f"process(es); resume it with the same number ({info.world_size} now)"
+            )
         best, best_step = counters.get("best"), counters.get("best_step")
 
     main = info.is_main
@@ -305,8 +327,13 @@ def train(
         if main:
             state = {
                 "counters": {
-                    "step": step, "epoch": epoch, "micro": micro, "best": best,
-                    "best_step": best_step, "total_steps": total,
+                    "step": step,
+                    "epoch": epoch,
+                    "micro": micro,
+                    "best": best,
+                    "best_step": best_step,
+                    "total_steps": total,
+                    "world_size": info.world_size,
                 },
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(),
@@ -317,12 +344,17 @@ def train(
                 "val": last_val,
             }
             ckpt.save_checkpoint(
-                folder, model.state_dict(), ema.module.state_dict() if ema is not None else None,
-                state, config.to_dict(),
+                folder,
+                model.state_dict(),
+                ema.module.state_dict() if ema is not None else None,
+                state,
+                config.to_dict(),
             )
         barrier()
 
-    sampler = EpochSampler(n_train, seed=config.seed, shuffle=True, rank=info.rank, world_size=info.world_size)
+    sampler = EpochSampler(
+        n_train, seed=config.seed, shuffle=True, rank=info.rank, world_size=info.world_size
+    )
     val_loader = None
     if data.val is not None:
         from torch.utils.data import Subset
@@ -330,12 +362,16 @@ def train(
         from seisinv.data import make_loader
 
         val_subset = Subset(data.val, shard_indices(len(data.val), info.rank, info.world_size))
-        val_loader = make_loader(val_subset, config.val_batch_size or config.batch_size, workers=config.workers)
+        val_loader = make_loader(
+            val_subset, config.val_batch_size or config.batch_size, workers=config.workers
+        )
 
     def validate() -> dict:
         if val_loader is None:
             return {}
-        sums = evaluate(ema.module if ema is not None else model, val_loader, survey, loss, device, amp_dtype)
+        sums = evaluate(
+            ema.module if ema is not None else model, val_loader, survey, loss, device, amp_dtype
+        )
         merged: dict[str, dict[str, float]] = {}
         for part in gather_objects(sums):
             for family, entry in part.items():
@@ -362,13 +398,19 @@ def train(
     train_model.train()
     try:
         with progress:
-            task = progress.add_task("train", total=total, completed=step, loss=math.nan, lr=0.0, rate=0.0)
+            task = progress.add_task(
+                "train", total=total, completed=step, loss=math.nan, lr=0.0, rate=0.0
+            )
             while step < total:
                 sampler.set_epoch(epoch, start=micro * config.batch_size)
                 data.train.set_epoch(epoch)
                 loader = make_loader(
-                    data.train, config.batch_size, workers=config.workers,
-                    seed=config.seed * 1_000_003 + epoch, sampler=sampler, drop_last=drop_last,
+                    data.train,
+                    config.batch_size,
+                    workers=config.workers,
+                    seed=config.seed * 1_000_003 + epoch,
+                    sampler=sampler,
+                    drop_last=drop_last,
                 )
                 group: list[dict] = []
                 tic, window_samples = time.perf_counter(), 0
@@ -379,7 +421,9 @@ def train(
                         continue
                     lr = lr_at(step, total, config.optimizer.lr, config.schedule)
                     set_lr(optimizer, lr)
-                    value, parts, samples = forward_backward(train_model, group, loss, device, amp_dtype, scaler)
+                    value, parts, samples = forward_backward(
+                        train_model, group, loss, device, amp_dtype, scaler
+                    )
                     grad_norm = optimizer_step(model, optimizer, scaler, config.clip_grad_norm)
                     group = []
                     step += 1
@@ -390,8 +434,16 @@ def train(
                     rate = window_samples / max(time.perf_counter() - tic, 1e-9)
                     progress.update(task, completed=step, loss=value, lr=lr, rate=rate)
                     if step % config.logging.every_steps == 0 or step == total:
-                        entry = {"kind": "train", "step": step, "epoch": epoch, "loss": value,
-                                 "lr": lr, "grad_norm": grad_norm, "samples_per_s": rate, **parts}
+                        entry = {
+                            "kind": "train",
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": value,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "samples_per_s": rate,
+                            **parts,
+                        }
                         log.write(entry)
                         result.history.append(entry)
                         tic, window_samples = time.perf_counter(), 0
@@ -424,8 +476,10 @@ def train(
 
 
 def _val_line(step: int, epoch: int, summary: dict) -> str:
-    text = (f"step {step} epoch {epoch}: val MAE {summary['mae']:.4g}  MAPE {summary['mape']:.4%}  "
-            f"SSIM {summary['ssim']:.4f}  loss {summary['loss']:.4g}")
+    text = (
+        f"step {step} epoch {epoch}: val MAE {summary['mae']:.4g}  MAPE {summary['mape']:.4%}  "
+        f"SSIM {summary['ssim']:.4f}  loss {summary['loss']:.4g}"
+    )
     for family, values in summary.get("families", {}).items():
         text += f"\n  {family}: MAE {values['mae']:.4g}  MAPE {values['mape']:.4%}  n={values['n']}"
     return text
@@ -444,7 +498,9 @@ def _restore(checkpoint: ckpt.Checkpoint, model, ema, optimizer, scaler) -> None
         if key not in state:
             raise CheckpointError(f"{source}/{ckpt.STATE_JSON}: no {key!r} entry")
     saved_groups = state["optimizer"].get("param_groups", [])
-    if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
+    if [len(g["params"]) for g in saved_groups] != [
+        len(g["params"]) for g in optimizer.param_groups
+    ]:
         raise CheckpointError(f"{source}: optimizer state does not match the model's parameters")
     model.load_state_dict(checkpoint.model, strict=True)
     if ema is not None:
