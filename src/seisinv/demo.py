@@ -22,6 +22,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,8 +34,12 @@ from seisinv.io import write_json
 FAMILIES = ("flat", "curved", "flatfault", "curvefault")
 RECIPE = "tiny-openfwi"
 BASELINE_NAMES = ("mean-map", "depth-profile")
-# Samples per generated chunk: the unit an interrupted generation resumes from.
+# Samples per generated chunk: the unit an interrupted generation resumes from (and the unit
+# split between generation processes).
 PER_FILE = 64
+# Generation processes on a CPU (one thread each).
+MAX_WORKERS = 2
+MIN_SAMPLES_FOR_PROCESSES = 128
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,36 @@ def run_demo(
     stages = _Stages(out, echo)
     started = time.perf_counter()
 
+    import torch
+
+    from seisinv.runtime import resolve_device
+
+    # One thread per process: on small shared VMs two OpenMP threads per process were measured
+    # 10-300x slower at times (docs/physics notes); generation instead runs one single-threaded
+    # process per core.
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    on_cpu = resolve_device(device).type == "cpu"
+    workers = min(MAX_WORKERS, os.cpu_count() or 1) if on_cpu else 1
+    try:
+        return _run_stages(out, spec, size, device, workers, stages, echo, progress, started)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_stages(
+    out: Path,
+    spec: DemoSize,
+    size: str,
+    device: str,
+    workers: int,
+    stages: _Stages,
+    echo: Callable[[str], None],
+    progress: bool,
+    started: float,
+) -> DemoResult:
+    """The seven stages of ``run_demo`` (see the module docstring)."""
+
     from seisinv.survey import OPENFWI
 
     survey = OPENFWI
@@ -140,11 +175,16 @@ def run_demo(
     splits = {"train": (spec.n_train, 1), "val": (spec.n_val, 2), "test": (spec.n_test, 3)}
 
     def generate() -> dict:
-        from seisinv.generation import GenerateSpec, run_generate
+        from seisinv.generation import GenerateSpec, Shard
+        from seisinv.generation.job import prepare_output
 
+        jobs = []
         for split, (n, seed) in splits.items():
             job = GenerateSpec(survey=survey, families=FAMILIES, n=n, seed=seed, per_file=PER_FILE)
-            run_generate(job, data_dir / split, device=device, show_progress=progress)
+            prepare_output(job, data_dir / split)  # once, before any worker starts
+            shards = workers if job.n_chunks >= 2 * workers else 1
+            jobs += [(job, data_dir / split, Shard(k, shards)) for k in range(1, shards + 1)]
+        _run_generate_jobs(jobs, workers, device, progress, echo)
         return {split: n for split, (n, _) in splits.items()}
 
     stages.run("generate", f"generate synthetic data: {', '.join(FAMILIES)} "
@@ -261,3 +301,40 @@ def _qc_threshold() -> float:
     from seisinv.evaluation.qc import DEFAULT_THRESHOLD
 
     return DEFAULT_THRESHOLD
+
+
+def _generate_worker(job, out: Path, shard, device: str) -> int:
+    """One generation process: single-threaded torch, no progress bar; returns samples written."""
+    import torch
+
+    from seisinv.generation import run_generate
+
+    torch.set_num_threads(1)
+    return run_generate(job, out, device=device, shard=shard, show_progress=False).written
+
+
+def _run_generate_jobs(jobs: list, workers: int, device: str, progress: bool, echo) -> None:
+    """Run ``(spec, out, shard)`` generation jobs in-process (1 worker) or in spawned processes."""
+    from seisinv.generation import run_generate
+    from seisinv.runtime import progress_bar
+
+    total = sum(len(job.chunk_range(c)) for job, _, shard in jobs
+                for c in shard.chunks(job.n_chunks))
+    # Starting a process costs seconds (torch import): only worth it for real work.
+    if workers <= 1 or len(jobs) == 1 or total < MIN_SAMPLES_FOR_PROCESSES:
+        for job, out, shard in jobs:
+            run_generate(job, out, device=device, shard=shard, show_progress=progress)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
+            progress_bar(disable=not progress) as bar:
+        task = bar.add_task(f"generate ({workers} processes)", total=total)
+        futures = {pool.submit(_generate_worker, job, out, shard, device): (job, shard)
+                   for job, out, shard in jobs}
+        for future in as_completed(futures):
+            job, shard = futures[future]
+            future.result()  # re-raises a worker's error here
+            bar.advance(task, sum(len(job.chunk_range(c)) for c in shard.chunks(job.n_chunks)))
