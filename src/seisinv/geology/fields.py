@@ -36,12 +36,14 @@ def smooth_field(
 ) -> np.ndarray:
     """Gaussian-filtered white noise, (nz, nx) float64 with zero mean and unit std.
 
-    ``corr_z`` and ``corr_x`` are correlation lengths as fractions of the grid depth and width;
-    making ``corr_x`` longer than ``corr_z`` gives layer-like horizontal streaks.
+    ``corr_z`` and ``corr_x`` are correlation lengths as fractions of the grid's *larger* side
+    (cells, assuming dx == dz), so the texture keeps its proportions on tall grids such as
+    Speed & Structure's 1259 x 300; ``corr_x`` longer than ``corr_z`` gives layer-like streaks.
     """
-    nz, nx = shape
+    side = max(shape)
     noise = rng.standard_normal(shape)
-    field = gaussian_filter(noise, sigma=(max(corr_z * nz, 0.5), max(corr_x * nx, 0.5)), mode="wrap")
+    sigma = (max(corr_z * side, 0.5), max(corr_x * side, 0.5))
+    field = gaussian_filter(noise, sigma=sigma, mode="wrap")
     field -= field.mean()
     std = field.std()
     return field / std if std > 0 else field

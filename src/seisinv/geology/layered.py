@@ -19,17 +19,25 @@ from seisinv.geology.fields import (
 )
 
 
-def layer_interfaces(rng: np.random.Generator, n_layers: int, nx: int, curved: bool) -> np.ndarray:
+def layer_interfaces(
+    rng: np.random.Generator, n_layers: int, shape: tuple[int, int], curved: bool
+) -> np.ndarray:
     """Interface depths as fractions of the grid depth, (n_layers - 1, nx), sorted along axis 0.
 
     Curved interfaces share one fold shape (scaled per interface, plus a little individual
-    wobble), like a folded sedimentary stack; sorting keeps interfaces from crossing.
+    wobble), like a folded sedimentary stack; sorting keeps interfaces from crossing. Fold
+    amplitudes are 3-15 % of the depth on a square grid and shrink with the width-to-depth
+    ratio on tall grids, so folds keep their slopes instead of becoming steep.
     """
+    nz, nx = shape
     tops = layer_tops(rng, n_layers)[:, None] * np.ones((1, nx))
     if curved:
-        fold = smooth_curve(rng, nx, amplitude=rng.uniform(0.03, 0.15))
+        aspect = min(1.0, nx / nz)
+        fold = smooth_curve(rng, nx, amplitude=rng.uniform(0.03, 0.15) * aspect)
         scale = rng.uniform(0.5, 1.5, size=(n_layers - 1, 1))
-        wobble = np.stack([smooth_curve(rng, nx, amplitude=0.015) for _ in range(n_layers - 1)])
+        wobble = np.stack(
+            [smooth_curve(rng, nx, amplitude=0.015 * aspect) for _ in range(n_layers - 1)]
+        )
         tops = np.sort(tops + scale * fold[None, :] + wobble, axis=0)
     return tops
 
@@ -60,11 +68,10 @@ def layered_unit_map(
     rng: np.random.Generator, shape: tuple[int, int], curved: bool, faulted: bool
 ) -> np.ndarray:
     """A layered map in unit velocities [0, 1], (nz, nx): 2-6 layers, optionally folded/faulted."""
-    nz, nx = shape
     n_layers = int(rng.integers(2, 7))
-    interfaces = layer_interfaces(rng, n_layers, nx, curved)
+    interfaces = layer_interfaces(rng, n_layers, shape, curved)
     unit = layer_unit_velocities(rng, n_layers)
-    depth = fault_shifted_depth(rng, shape) if faulted else depth_grid(nz)
+    depth = fault_shifted_depth(rng, shape) if faulted else depth_grid(shape[0])
     return unit[label_layers(interfaces, depth)]
 
 

@@ -56,8 +56,9 @@ def preview_families(
                 extent=(0.0, width, depth, 0.0), interpolation="nearest",
             )
             ax.tick_params(labelsize=6)
+            ax.set_title(family, fontsize=8)
             if col == 0:
-                ax.set_ylabel(f"{family}\ndepth (m)", fontsize=8)
+                ax.set_ylabel("depth (m)", fontsize=7)
             if row == len(families) - 1:
                 ax.set_xlabel("x (m)", fontsize=7)
     bar = fig.colorbar(image, ax=axes, shrink=0.8)
