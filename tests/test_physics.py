@@ -170,6 +170,17 @@ def test_coarse_internal_grid_close_to_full_resolution():
     assert _relative_l2(reference, simulate(v, coarse, device="cpu")) < 0.05
 
 
+def test_receiver_one_node_past_the_grid_records_at_its_true_position():
+    """Speed & Structure's x = 300 m receiver on a 0..299 m grid: the model is edge-replicated
+    by one column, which equals simulating a one-column-wider replicated model."""
+    survey = _point_survey([100.0], [200.0, 400.0], nz=30, nx=40, nt=300)  # grid 0..390 m
+    v = np.full((1, 30, 40), 1800.0, np.float32)
+    v[0, :, 25:] = 2400.0
+    wider = survey.replace(nx=41)
+    expected = simulate(np.concatenate([v, v[:, :, -1:]], axis=2), wider, device="cpu")
+    assert torch.allclose(simulate(v, survey, device="cpu"), expected, atol=1e-6)
+
+
 def test_bad_inputs_raise_seisinv_errors(tiny_survey):
     shape = (1, *tiny_survey.velocity_shape)
     with pytest.raises(DataError, match="shape"):
