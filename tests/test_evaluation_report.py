@@ -107,3 +107,19 @@ def test_report_html_references_only_existing_files(tmp_path, tiny_survey, label
     assert "training.png" in page and "gathers_s0.png" in page and "FLAG" in page
     assert "note &lt;b&gt;" in page
     assert (index.parent / "metrics.json").is_file()
+
+
+def test_report_for_a_run_directory_draws_training_curves(tmp_path):
+    from seisinv.errors import DataError
+    from seisinv.evaluation.report import report_for
+
+    run = tmp_path / "run"
+    run.mkdir()
+    records = [{"kind": "train", "step": s, "loss": 1.0 / s, "lr": 1e-3} for s in range(1, 6)]
+    records.append({"kind": "val", "step": 5, "loss": 0.3, "mae": 250.0, "families": {"flat": {}}})
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    index = report_for(run)
+    assert index == run / "report" / "index.html"
+    assert (run / "report" / "figures" / "training.png").is_file()
+    with pytest.raises(DataError, match="neither a run directory"):
+        report_for(tmp_path / "nothing")
