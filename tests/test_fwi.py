@@ -124,7 +124,7 @@ def test_lbfgs_recovers_anomaly_and_misfit_decreases(survey, observed, true_mode
 def test_adam_multiscale_respects_bounds(survey, observed, true_model):
     """Bounds narrower than the truth: the inversion pushes against vmax but never crosses it."""
     narrow = survey.replace(vmin=2400.0, vmax=2650.0)
-    config = FwiConfig(iters=8, lr=0.3, bands=(15.0, 0.0), shots_per_iter=2,
+    config = FwiConfig(iters=8, lr=0.3, bands=(15.0, 0.0), shots_per_iter=2, mask_rows=None,
                        regularization="tv", reg_weight=0.01, misfit="normalized")
     result = invert(observed, _background(), narrow, config)
     assert result.velocity.min() >= narrow.vmin
@@ -132,7 +132,7 @@ def test_adam_multiscale_respects_bounds(survey, observed, true_model):
     assert result.velocity.max() > narrow.vmax - 50.0  # it did reach for the anomaly
     assert result.band_hz.tolist() == [15.0] * 4 + [0.0] * 4
     assert result.misfit[0, 3] < result.misfit[0, 0]
-    # Masked source rows keep their starting value.
+    # mask_rows=None masks down to the source row (row 1): those rows keep their start.
     np.testing.assert_allclose(result.velocity[0, :2], BACKGROUND, atol=1.0)
 
 

@@ -24,8 +24,9 @@ class FwiConfig(BaseModel):
         filter_order: Butterworth order of the low-pass.
         smooth_sigma: Gaussian smoothing of the gradient, in cells of the inversion grid.
         depth_power: gradient scaling ``((z+1)/nz)**depth_power`` (0: none).
-        mask_rows: top rows of the model grid kept fixed (None: down to the source and receiver
-            depth, where the wavefield singularity dominates the gradient).
+        mask_rows: top rows of the model grid kept fixed (None: down to the source row, where
+            the wavefield singularity dominates the gradient). Default 0: a start that is wrong
+            in the masked rows makes FWI explain their error with wrong updates below them.
         regularization: "none", "tv" (total variation) or "tikhonov" (first-derivative smoothness),
             on velocity scaled by the survey's range.
         reg_weight: weight of the regularisation relative to the data misfit.
@@ -51,7 +52,7 @@ class FwiConfig(BaseModel):
     filter_order: int = Field(6, ge=1)
     smooth_sigma: float = Field(1.0, ge=0)
     depth_power: float = Field(0.0, ge=0)
-    mask_rows: int | None = Field(None, ge=0)
+    mask_rows: int | None = Field(0, ge=0)
     regularization: Literal["none", "tv", "tikhonov"] = "none"
     reg_weight: float = Field(0.0, ge=0)
     shots_per_iter: int | None = Field(None, ge=1)
