@@ -217,3 +217,18 @@ def test_cli_lists_every_model_with_parameter_counts() -> None:
     assert f"{count_parameters(tiny):,}" in result.output
     shown = CliRunner().invoke(app, ["models", "--show", "unet"])
     assert "backbone" in shown.output and "convnext_tiny" in shown.output
+
+
+def test_real_kaggle_sample_through_every_tiny_model(shared_data) -> None:
+    # One real (5, 1000, 70) Kaggle GWI test gather on the full OpenFWI survey.
+    import numpy as np
+
+    gathers = torch.from_numpy(np.load(shared_data / "gwi_test_000039dca2.npy"))[None]
+    gathers = (gathers - gathers.mean()) / gathers.std()
+    for name in list_models():
+        model = tiny_model(name, OPENFWI).eval()
+        with torch.no_grad():
+            velocity = model(gathers)
+        assert velocity.shape == (1, 70, 70)
+        assert torch.isfinite(velocity).all()
+        assert OPENFWI.vmin <= velocity.min() and velocity.max() <= OPENFWI.vmax
