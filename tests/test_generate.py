@@ -443,3 +443,45 @@ def test_concurrent_shards_in_one_folder_leave_a_complete_manifest(tmp_path, sma
         ))
     assert sorted(c for r in reports for c in r.chunks) == list(range(6))
     assert [r["id"] for r in _rows(tmp_path / "o")] == [f"gen-s0-{i:07d}" for i in range(6)]
+
+
+def test_simulate_to_npy_resumes_after_interruption(tmp_path, small, monkeypatch):
+    from seisinv.generation import simulate_job
+
+    maps = generate_velocity("style", 5, small, seed=8)
+    np.save(tmp_path / "maps.npy", maps)
+    reference = simulate(maps, small, device="cpu").numpy()
+    real = simulate_job.simulate_batch
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupt
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(simulate_job, "simulate_batch", flaky)
+        with pytest.raises(Interrupt):
+            run_simulate(tmp_path / "maps.npy", small, tmp_path / "g.npy", device="cpu",
+                         batch=2, show_progress=False)
+    assert not (tmp_path / "g.npy").exists()  # never a half-filled output
+    report = run_simulate(tmp_path / "maps.npy", small, tmp_path / "g.npy", device="cpu",
+                          batch=2, show_progress=False)
+    assert report.skipped == 2 and report.written == 3
+    np.testing.assert_allclose(np.load(tmp_path / "g.npy"), reference, rtol=1e-5,
+                               atol=1e-6 * np.abs(reference).max())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "maps.npy"]
+
+
+def test_changed_mix_from_maps_are_refused_on_rerun(tmp_path, small):
+    import os
+
+    pool = generate_velocity("flat", 2, small, seed=0)
+    np.save(tmp_path / "pool.npy", pool)
+    spec = GenerateSpec(small, ("mix",), n=1, mix_from=str(tmp_path / "pool.npy"))
+    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    np.save(tmp_path / "pool.npy", pool[::-1].copy())
+    os.utime(tmp_path / "pool.npy", ns=(1, 1))  # a different modification time
+    with pytest.raises(SeisinvError, match="mix_from_files"):
+        run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)

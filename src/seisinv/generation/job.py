@@ -172,7 +172,7 @@ def _open_pool(spec: GenerateSpec) -> VelocityMaps | None:
     return pool
 
 
-def prepare_output(spec: GenerateSpec, out: Path) -> None:
+def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = None) -> None:
     """Create ``out`` (or check it is this job's earlier output) and record survey and spec.
 
     Raises:
@@ -191,6 +191,8 @@ def prepare_output(spec: GenerateSpec, out: Path) -> None:
     with folder_lock(out):
         spec_path = out / SPEC_FILE
         wanted = spec.identity()
+        if pool is not None:  # the maps mixed must be the same files, unchanged, on a rerun
+            wanted["mix_from_files"] = pool.fingerprint()
         if spec_path.exists():
             earlier = yaml.safe_load(spec_path.read_text()) or {}
             changed = [k for k in wanted if earlier.get(k) != wanted[k]]
@@ -277,7 +279,7 @@ def run_generate(
         raise SeisinvError(f"--batch must be at least 1, got {batch}")
     batch = batch or auto_batch(survey, spec.per_file)
     pool = _open_pool(spec)
-    prepare_output(spec, out)
+    prepare_output(spec, out, pool)
     dist = dist_info()
     chunks = (shard or Shard()).chunks(spec.n_chunks, dist.rank, dist.world_size)
     report = GenerateReport(out=out, total=sum(len(spec.chunk_range(c)) for c in chunks),

@@ -180,6 +180,11 @@ class VelocityMaps:
             (0, *self.survey.velocity_shape), np.float32
         )
 
+    def fingerprint(self) -> list[list]:
+        """[path, size, mtime_ns] of every file read, to notice inputs changed between runs."""
+        files = dict.fromkeys(e.path for e in self._entries)
+        return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
     def check_all(self, block: int = 256) -> None:
         """Check every map's values now (units, finiteness), ``block`` maps at a time so a
         large stacked file is never read into memory whole."""

@@ -4,7 +4,7 @@ Reads maps with ``VelocityMaps`` (``.npy`` stacks or Speed & Structure folders, 
 on-disk axis order) and writes gathers in the survey's layout:
 
 - ``layout == "openfwi"``: one ``.npy`` file (n, shots, nt, receivers) float32, rows in input
-  order, written atomically (a killed run leaves no partial file and starts over);
+  order; it appears only when complete, and a killed run continues from its last batch;
 - ``layout == "speed-structure"``: ``OUT/<id>/receiver_data_src_{shot}.npy`` (nt, receivers)
   float32 per sample, with ``vp_model.npy`` copied in when the folder has none; finished folders
   are skipped on a rerun.
@@ -12,21 +12,26 @@ on-disk axis order) and writes gathers in the survey's layout:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from seisinv.errors import SeisinvError
 from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.maps import VELOCITY_FILE, VelocityMaps
 from seisinv.generation.writers import (
     add_gathers_to_folder,
-    atomic_memmap,
     folder_complete,
+    publish_mode,
     remove_stale,
     write_sample_folder,
 )
+from seisinv.io import write_json
 from seisinv.survey import Survey
 
 
@@ -93,8 +98,11 @@ def run_simulate(
         with bar:
             task = bar.add_task("simulate", total=len(maps), rate="")
 
-            def advance(k: int) -> None:
-                report.written += k
+            def advance(k: int, simulated: bool = True) -> None:
+                if simulated:
+                    report.written += k
+                else:
+                    report.skipped += k
                 elapsed = time.perf_counter() - started
                 bar.update(task, advance=k, rate=rate_text(report.written, elapsed))
 
@@ -103,8 +111,7 @@ def run_simulate(
             else:
                 todo = [i for i in range(len(maps))
                         if not folder_complete(out / maps.ids[i], survey, with_velocity=False)]
-                report.skipped = len(maps) - len(todo)
-                bar.advance(task, report.skipped)
+                advance(len(maps) - len(todo), simulated=False)
                 _simulate_to_folders(maps, todo, survey, out, device, batch, advance)
     except OSError as exc:  # disk full, permissions, quota
         raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
@@ -113,13 +120,44 @@ def run_simulate(
 
 
 def _simulate_to_file(maps, survey, out, device, batch, advance) -> None:
+    """Fill ``out`` (n, shots, nt, receivers) batch by batch through a partial file beside it.
+
+    ``.<name>.partial`` holds the rows so far and ``.<name>.partial.json`` how many are final
+    (updated after each batch is flushed), so a killed run continues where it stopped when rerun
+    with the same maps and survey; the partial file is renamed onto ``out`` when complete.
+    """
     n = len(maps)
-    remove_stale(out.parent, out.name)
-    with atomic_memmap(out, (n, *survey.gather_shape)) as data:
-        for start in range(0, n, batch):
-            part = range(start, min(start + batch, n))
-            data[start:start + len(part)] = simulate_batch(maps.batch(part), survey, device)
-            advance(len(part))
+    shape = (n, *survey.gather_shape)
+    partial = out.with_name(f".{out.name}.partial")
+    state_path = out.with_name(f".{out.name}.partial.json")
+    job = {"models": maps.fingerprint(), "n": n, "survey": survey.to_dict()}
+    done = 0
+    data = None
+    if partial.exists() and state_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            state = json.loads(state_path.read_text())
+            if state.get("job") == job:
+                data = np.lib.format.open_memmap(partial, mode="r+")
+                if data.shape == shape and data.dtype == np.float32:
+                    done = int(state["done"])
+                else:
+                    data = None
+    if data is None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        publish_mode(partial)
+    advance(done, simulated=False)
+    for start in range(done, n, batch):
+        part = range(start, min(start + batch, n))
+        data[start:start + len(part)] = simulate_batch(maps.batch(part), survey, device)
+        data.flush()  # rows reach the file before the state claims them
+        write_json(state_path, {"job": job, "done": start + len(part)})
+        advance(len(part))
+    del data
+    with open(partial, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, out)
+    state_path.unlink(missing_ok=True)
 
 
 def _simulate_to_folders(maps, todo, survey, out, device, batch, advance) -> None:
