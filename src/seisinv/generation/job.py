@@ -191,7 +191,8 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
     with folder_lock(out):
         spec_path = out / SPEC_FILE
         wanted = spec.identity()
-        if pool is not None:  # the maps mixed must be the same files, unchanged, on a rerun
+        if spec.mix_from is not None:  # the maps mixed must be the same files, unchanged
+            pool = pool or VelocityMaps(spec.mix_from, spec.survey)
             wanted["mix_from_files"] = pool.fingerprint()
         if spec_path.exists():
             earlier = yaml.safe_load(spec_path.read_text()) or {}
