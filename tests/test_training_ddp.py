@@ -164,3 +164,77 @@ def test_epoch_sampler_matches_distributed_sampler_and_resumes(n, world):
 def test_validation_shards_cover_every_sample_once():
     shards = [shard_indices(11, rank, 3) for rank in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(11))
+
+
+# ---- the whole loop under DDP ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def loop_data(tmp_path_factory) -> dict[str, Path]:
+    """The tiny OpenFWI-layout dataset of the single-process tests (``test_training.py``)."""
+    from test_training import write_dataset
+
+    survey = OPENFWI.replace(
+        name="tiny",
+        nz=32,
+        nx=32,
+        nt=300,
+        source_x=(0.0, 150.0, 310.0),
+        receiver_x=tuple(20.0 * i for i in range(16)),
+    )
+    return write_dataset(tmp_path_factory.mktemp("ddp-data"), survey)
+
+
+def _loop_config(data: dict, batch_size: int):
+    from test_training import tiny_config
+
+    return tiny_config(
+        data,
+        "data.limit=8",
+        "data.val_limit=3",
+        f"batch_size={batch_size}",
+        "epochs=2",
+        "model.name=inversionnet",
+        "model.options={width: 0.125, norm: none}",
+        "ema.decay=0.5",
+    )
+
+
+def _train_worker(rank: int, world: int, port: int, data: dict, run_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    from seisinv.training.trainer import train
+
+    train(_loop_config(data, batch_size=2), run_dir)
+    dist.destroy_process_group()
+
+
+def test_two_process_training_matches_one_process_with_the_combined_batch(loop_data, tmp_path):
+    import seisinv.models  # noqa: F401  (imported before fork: the workers inherit it)
+    from seisinv.training import checkpoint as ckpt
+    from seisinv.training.trainer import train
+
+    single = train(_loop_config(loop_data, batch_size=4), tmp_path / "single")
+    mp.start_processes(
+        _train_worker,
+        args=(2, _free_port(), loop_data, str(tmp_path / "ddp")),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
+    a = ckpt.read_checkpoint(tmp_path / "single" / "checkpoints" / "last")
+    b = ckpt.read_checkpoint(tmp_path / "ddp" / "checkpoints" / "last")
+    assert a.state["counters"]["step"] == b.state["counters"]["step"] == single.total_steps == 4
+    assert (a.state["counters"]["world_size"], b.state["counters"]["world_size"]) == (1, 2)
+    for key in a.model:
+        assert torch.allclose(a.model[key], b.model[key], rtol=1e-4, atol=1e-6), key
+        assert torch.allclose(a.ema[key], b.ema[key], rtol=1e-4, atol=1e-6), key
+    # Validation sharded over two processes still counts each of the 3 samples once.
+    assert b.state["val"]["n"] == a.state["val"]["n"] == 3
+    assert b.state["val"]["mae"] == pytest.approx(a.state["val"]["mae"], rel=1e-4)
