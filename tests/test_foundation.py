@@ -44,3 +44,12 @@ def test_cli_reports_errors_in_one_line():
     )
     assert proc.returncode == 1
     assert "unknown survey" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    import os
+
+    save_npy(tmp_path / "a.npy", np.arange(3))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.npy").stat().st_mode & 0o777 == 0o666 & ~umask
