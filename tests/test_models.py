@@ -119,6 +119,7 @@ def test_inversionnet_matches_openfwi_plan() -> None:
 
 VARIANTS = [
     ("inversionnet", {"norm": "instance", "upsample_stages": 3, "output_activation": "tanh"}),
+    ("inversionnet", {"decoder_scale": 3}),
     ("unet", {"shots_as": "width", "fusion": "sum", "backbone": "test_efficientnet"}),
     ("unet", {"backbone": "test_mambaout", "encoder_depth": 3, "fusion": "last"}),
     ("unet", {"first_stride": (4, 1), "time_reduction": 2, "output_activation": "clamp"}),

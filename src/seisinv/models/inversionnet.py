@@ -14,7 +14,9 @@ Generalised here without hard-coded sizes: the time/receiver map before the code
 average-pooled to ``bottleneck`` (default ``(8, ceil(receivers / 8))``, the identity for OpenFWI
 inputs), so any transformed input length works; the decoder seed is ``ceil(n / 2**stages)`` per
 axis and ``upsample_stages`` (default: the fewest >= 4 that keep the seed at most 8 cells) reach
-the survey grid, which is centre-cropped (or resized) to ``(nz, nx)``. ``width`` scales every
+the survey grid, which is centre-cropped (or resized) to ``(nz, nx)``. ``decoder_scale`` > 1 lets
+the decoder stop at a grid that many times coarser and resizes bilinearly (the full-resolution
+decoder dominates the cost on the 1259 x 300 Speed & Structure grid). ``width`` scales every
 channel count (0.25 trains on a CPU).
 """
 
@@ -54,6 +56,8 @@ class InversionNet(nn.Module):
     Args:
         n_shots: input channels (one per shot).
         nz, nx: output grid, depth first.
+        decoder_grid: (depth, horizontal) cells the decoder's map is cropped to before the last
+            convolution; the output is resized from it to (nz, nx) when they differ.
         vmin, vmax: output velocity range in survey units.
         channels: the five channel counts (dim1..dim5 of OpenFWI).
         bottleneck: (time, receivers) size the encoder map is pooled to before the code.
@@ -67,6 +71,7 @@ class InversionNet(nn.Module):
         n_shots: int,
         nz: int,
         nx: int,
+        decoder_grid: tuple[int, int],
         vmin: float,
         vmax: float,
         channels: tuple[int, int, int, int, int],
@@ -99,7 +104,8 @@ class InversionNet(nn.Module):
         code_norm = "none" if norm == "instance" else norm
         self.code = conv_block(d4, d5, tuple(bottleneck), 1, 0, code_norm)
 
-        seed = (math.ceil(nz / 2**upsample_stages), math.ceil(nx / 2**upsample_stages))
+        self.decoder_grid = tuple(decoder_grid)
+        seed = tuple(math.ceil(n / 2**upsample_stages) for n in self.decoder_grid)
         stage_channels = ([d5] * max(upsample_stages - 4, 0) + [d4, d3, d2, d1])[-upsample_stages:]
         layers: list[nn.Module] = [
             deconv_block(d5, d5, seed, 1, 0, code_norm if seed == (1, 1) else norm),
@@ -120,7 +126,7 @@ class InversionNet(nn.Module):
         """``(batch, shots, time, receivers)`` -> ``(batch, nz, nx)`` velocity, depth first."""
         check_gathers(gathers, self.n_shots, "inversionnet")
         code = self.code(self.pool(self.encoder(gathers)))
-        maps = fit_to_grid(self.decoder(code), self.output.nz, self.output.nx)
+        maps = fit_to_grid(self.decoder(code), *self.decoder_grid)
         return self.output(self.head(maps))
 
 
@@ -132,6 +138,7 @@ def build_inversionnet(
     width: float = 1.0,
     bottleneck: tuple[int, int] | None = None,
     upsample_stages: int | None = None,
+    decoder_scale: int = 1,
     norm: Norm = "batch",
     output_activation: OutputActivation = "sigmoid",
 ) -> InversionNet:
@@ -145,6 +152,8 @@ def build_inversionnet(
         bottleneck: (time, receivers) cells the encoder output is pooled to; default
             ``(8, ceil(n_receivers / 8))``.
         upsample_stages: 2x decoder stages; default: fewest >= 4 keeping the seed <= 8 cells.
+        decoder_scale: the decoder builds a grid this many times coarser than (nz, nx), then the
+            output is resized bilinearly (1: full resolution, as the original).
         norm: "batch" (original), "instance" or "none".
         output_activation: "sigmoid" (default), "tanh" or "clamp", scaled to [vmin, vmax].
     """
@@ -158,8 +167,11 @@ def build_inversionnet(
         bottleneck = (8, math.ceil(survey.n_receivers / 8))
     if len(bottleneck) != 2 or min(bottleneck) < 1:
         raise ValueError(f"bottleneck must be two positive sizes, got {bottleneck}")
+    if decoder_scale < 1:
+        raise ValueError(f"decoder_scale must be >= 1, got {decoder_scale}")
+    decoder_grid = (math.ceil(survey.nz / decoder_scale), math.ceil(survey.nx / decoder_scale))
     if upsample_stages is None:
-        upsample_stages = default_upsample_stages(survey.nz, survey.nx)
+        upsample_stages = default_upsample_stages(*decoder_grid)
     if upsample_stages < 1:
         raise ValueError(f"upsample_stages must be >= 1, got {upsample_stages}")
     norm_layer(norm, 1)  # validates the name before anything is built
@@ -167,6 +179,7 @@ def build_inversionnet(
         survey.n_shots,
         survey.nz,
         survey.nx,
+        decoder_grid,
         survey.vmin,
         survey.vmax,
         channels,
