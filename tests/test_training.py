@@ -590,3 +590,28 @@ def test_cli_trains_then_extends_a_run_with_resume(dataset, tmp_path):
     assert "done: 3/3 steps" in second.output
     steps = [e["step"] for e in _train_entries(run) if e["kind"] == "train"]
     assert steps == [1, 2, 3]
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary(dataset, tmp_path, monkeypatch):
+    import signal
+
+    from seisinv.errors import SeisinvError
+    from seisinv.training import trainer
+
+    calls = []
+    original = trainer.optimizer_step
+
+    def step_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        norm = original(*args, **kwargs)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C mid-step
+        return norm
+
+    monkeypatch.setattr(trainer, "optimizer_step", step_then_interrupt)
+    config = tiny_config(dataset, "data.limit=8", "data.val_limit=2", "batch_size=2", "epochs=3")
+    with pytest.raises(SeisinvError, match=r"interrupted at step 2/12; checkpoint saved"):
+        trainer.train(config, tmp_path / "run")
+    counters = ckpt.read_checkpoint(tmp_path / "run" / "checkpoints" / "last").state["counters"]
+    assert (counters["step"], counters["epoch"], counters["micro"]) == (2, 0, 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seisinv.errors import CheckpointError, ConfigError
+from seisinv.errors import CheckpointError, ConfigError, SeisinvError
 from seisinv.io import write_text, write_yaml
 from seisinv.runtime import resolve_device
 from seisinv.survey import survey_from_dict
@@ -217,6 +219,35 @@ class _Log:
             self.tb.close()
 
 
+class _Interrupt:
+    """Turn the first Ctrl-C / SIGTERM into a request to save and stop at the next step boundary.
+
+    Single process only: under torchrun the ranks would see the signal at different steps, so
+    there the periodic checkpoints are what a resume uses. A second signal acts immediately.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __enter__(self) -> _Interrupt:
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
 def _better(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
@@ -248,6 +279,8 @@ def train(
         ConfigError: bad config, or ``run_dir`` already holds a run and ``resume`` is False.
         CheckpointError: ``resume`` with a missing, corrupted or mismatched checkpoint.
         DataError: unreadable data.
+        SeisinvError: interrupted by Ctrl-C or SIGTERM (single process), after saving
+            ``checkpoints/last`` at the step boundary reached.
     """
     run_dir = Path(run_dir)
     last_dir = run_dir / "checkpoints" / "last"
@@ -396,8 +429,9 @@ def train(
     last_val: dict = checkpoint.state.get("val", {}) if checkpoint is not None else {}
     validated_at = step if checkpoint is not None else -1
     train_model.train()
+    interrupt = _Interrupt(enabled=info.world_size == 1)
     try:
-        with progress:
+        with progress, interrupt:
             task = progress.add_task(
                 "train", total=total, completed=step, loss=math.nan, lr=0.0, rate=0.0
             )
@@ -453,6 +487,12 @@ def train(
                     every = config.checkpoint.every_steps
                     if every and step % every == 0 and micro < micro_per_epoch and step < total:
                         save(last_dir, last_val)
+                    if interrupt.requested:
+                        save(last_dir, last_val)
+                        raise SeisinvError(
+                            f"interrupted at step {step}/{total}; checkpoint saved in {last_dir}; "
+                            "continue with `seisinv train --resume --out RUN_DIR`"
+                        )
                     if step >= total:
                         break
                 if micro >= micro_per_epoch:
