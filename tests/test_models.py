@@ -233,3 +233,10 @@ def test_real_kaggle_sample_through_every_tiny_model(shared_data) -> None:
         assert velocity.shape == (1, 70, 70)
         assert torch.isfinite(velocity).all()
         assert OPENFWI.vmin <= velocity.min() and velocity.max() <= OPENFWI.vmax
+
+
+def test_output_is_float32_under_autocast() -> None:
+    model = tiny_model("inversionnet", TINY_OPENFWI).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        velocity = model(gathers_for(TINY_OPENFWI))
+    assert velocity.dtype == torch.float32
