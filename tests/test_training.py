@@ -609,9 +609,10 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary(dataset, tmp_path, monke
         return norm
 
     monkeypatch.setattr(trainer, "optimizer_step", step_then_interrupt)
+    before = signal.getsignal(signal.SIGINT)
     config = tiny_config(dataset, "data.limit=8", "data.val_limit=2", "batch_size=2", "epochs=3")
     with pytest.raises(SeisinvError, match=r"interrupted at step 2/12; checkpoint saved"):
         trainer.train(config, tmp_path / "run")
     counters = ckpt.read_checkpoint(tmp_path / "run" / "checkpoints" / "last").state["counters"]
     assert (counters["step"], counters["epoch"], counters["micro"]) == (2, 0, 2)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
