@@ -136,3 +136,16 @@ def test_store_mapping_reads_a_prediction_directory(tmp_path, small_ss):
     assert sorted(mapping) == ["p", "q"] and len(mapping) == 2
     path = submission.write_speed_structure(tmp_path / "s.npz", mapping, small_ss, ["p", "q"])
     np.testing.assert_allclose(submission.read_speed_structure(path, small_ss)["q"], preds["q"])
+
+
+def test_full_size_speed_structure_submission_from_a_store(tmp_path):
+    store = PredictionStore(tmp_path / "pred", SPEED_STRUCTURE)
+    for sid in ("000a", "000b"):
+        store.write(sid, np.full(SPEED_STRUCTURE.velocity_shape, 2.5, np.float32))
+    path = submission.write_submission(
+        "speed-structure", tmp_path / "sub.npz", submission.StoreMapping(store), SPEED_STRUCTURE,
+        ["000a", "000b"],
+    )
+    with np.load(path, allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["000a", "000b"]
+        assert npz["000a"].shape == (300, 1259) and npz["000a"].dtype == np.float64
