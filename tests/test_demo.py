@@ -42,6 +42,11 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path):
     second = run_demo(out, size="tiny", device="cpu", echo=again.append, progress=False)
     assert all("skipped" in line for line in again)
     assert second.metrics == result.metrics
+    # ... but refuses to mix sizes in one folder.
+    from seisinv.errors import SeisinvError
+
+    with pytest.raises(SeisinvError, match="holds a demo of --size tiny"):
+        run_demo(out, size="small", device="cpu", echo=again.append, progress=False)
 
 
 def test_unknown_size_is_refused(tmp_path):

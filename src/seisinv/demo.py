@@ -135,6 +135,7 @@ def run_demo(
     spec = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_size(out, size)
     stages = _Stages(out, echo)
     started = time.perf_counter()
 
@@ -301,6 +302,22 @@ def _qc_threshold() -> float:
     from seisinv.evaluation.qc import DEFAULT_THRESHOLD
 
     return DEFAULT_THRESHOLD
+
+
+def _check_same_size(out: Path, size: str) -> None:
+    """Refuse to resume a demo folder made with another ``--size`` (its stages would not match)."""
+    import json
+
+    marker = out / "demo.json"
+    if marker.exists():
+        earlier = json.loads(marker.read_text()).get("size")
+        if earlier != size:
+            raise SeisinvError(
+                f"--out {out}: holds a demo of --size {earlier}; rerun with --size {earlier} to "
+                "resume it, or choose another --out"
+            )
+    else:
+        write_json(marker, {"size": size})
 
 
 def _generate_worker(job, out: Path, shard, device: str) -> int:

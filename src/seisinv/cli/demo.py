@@ -19,16 +19,16 @@ def register(app: typer.Typer) -> None:
         """Generate data, train a compact model, predict with flip TTA, evaluate against two
         baselines, run the physics check and write an HTML report - all on a CPU, in minutes."""
         from rich.console import Console
-        from rich.rule import Rule
 
         from seisinv.demo import BASELINE_NAMES, run_demo
         from seisinv.evaluation.evaluate import Evaluation, metrics_table
 
         console = Console()
         result = run_demo(out, size=size, device=device,
-                          echo=lambda line: console.print(Rule(line, align="left")))
+                          echo=lambda line: console.print(line, style="bold cyan", markup=False))
         table = metrics_table(
-            [Evaluation(name=name, units="m/s", overall=m) for name, m in result.metrics.items()],
+            [Evaluation(name=name, units="m/s", overall=result.metrics[name])
+             for name in ("model", *BASELINE_NAMES)],
             title=f"held-out test set ({result.metrics['model']['n']} samples)", per_family=False,
         )
         console.print(table)
