@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
         model_coarsen: int = typer.Option(
             1, "--model-coarsen", help="Invert on a grid this many times coarser (interpolated)."
         ),
+        coarsen: int = typer.Option(
+            None, "--coarsen", help="Simulate on an internal grid N times coarser (e.g. 4 for S&S)."
+        ),
         batch_size: int = typer.Option(4, "--batch-size", help="Samples inverted together (Adam)."),
         limit: int = typer.Option(None, "--limit", help="Only the first N samples."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -83,7 +86,8 @@ def register(app: typer.Typer) -> None:
             "model_coarsen": model_coarsen, "batch_size": batch_size, "device": device,
         })
         summary = run_fwi([str(d) for d in data], survey, init, out, config, limit=limit,
-                          smooth_sigma_m=start_smoothing, show_progress=progress)
+                          smooth_sigma_m=start_smoothing, simulation_coarsen=coarsen,
+                          show_progress=progress)
         Console(stderr=True).print(
             f"fwi: inverted {len(summary.inverted)} sample(s), {len(summary.skipped)} already done, "
             f"{summary.wall_s:.1f} s -> {out} (convergence.png, fwi/<id>.json)"

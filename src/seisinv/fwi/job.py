@@ -97,6 +97,7 @@ def read_histories(out: str | os.PathLike) -> list[dict]:
 def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Survey | str,
             init: str, out: str | os.PathLike, config: FwiConfig, *,
             limit: int | None = None, smooth_sigma_m: float = 0.0,
+            simulation_coarsen: int | None = None,
             forward: Forward | None = None, show_progress: bool = True,
             on_sample: Callable[[str], None] | None = None) -> FwiJobSummary:
     """Invert every sample of ``data`` (resumable) and write a prediction store to ``out``.
@@ -109,6 +110,9 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
         config: inversion settings.
         limit: invert only the first ``limit`` samples.
         smooth_sigma_m: smoothing of the start in metres (see ``initial_model``).
+        simulation_coarsen: simulate on an internal grid this many times coarser than the survey
+            grid (``survey.simulation.coarsen``, slowness-averaged; see docs/physics.md), e.g. 4
+            for Speed & Structure's 1 m grid. The model and the output stay on the survey grid.
         forward: forward model override (tests).
         show_progress: draw the progress bar.
         on_sample: called with each id once its result is written.
@@ -131,7 +135,12 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
     out = Path(out)
     store = PredictionStore(out, survey, source=f"seisinv fwi --init {init}")
     write_json(out / "fwi_config.json", {"config": config.model_dump(), "init": str(init),
-                                         "smooth_sigma_m": smooth_sigma_m})
+                                         "smooth_sigma_m": smooth_sigma_m,
+                                         "simulation_coarsen": simulation_coarsen})
+    simulated_survey = survey
+    if simulation_coarsen is not None:
+        simulated_survey = survey.replace(simulation=survey.simulation.model_copy(
+            update={"coarsen": simulation_coarsen}))
     ids = source.ids
     todo = [i for i in indices if not store.has(ids[i])]
     skipped = [ids[i] for i in indices if store.has(ids[i])]
@@ -145,7 +154,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             start = np.stack([initial_model(init, survey, s.id, smooth_sigma_m) for s in samples])
             truths = [s.velocity for s in samples]
             truth = np.stack(truths) if all(t is not None for t in truths) else None
-            result = invert(observed, start, survey, config, true_velocity=truth,
+            result = invert(observed, start, simulated_survey, config, true_velocity=truth,
                             forward=forward,
                             on_iteration=lambda i, m, n=len(samples): bar.advance(task, n))
             for k, sample in enumerate(samples):
