@@ -314,3 +314,25 @@ def test_cli_fwi_from_prediction_store(tmp_path, survey, true_model):
     bad = CliRunner().invoke(app, ["fwi", "--data", str(data), "--survey", str(survey_file),
                                    "--init", "nowhere", "--out", str(tmp_path / "o2")])
     assert bad.exit_code != 0
+
+
+def test_initial_model_choices(tmp_path, survey):
+    from seisinv.fwi.job import initial_model
+    from seisinv.inference.store import PredictionStore
+
+    ramp = initial_model("gradient", survey, "any")
+    smooth = initial_model("smooth", survey, "any")
+    # One wavelength (12 cells here) of smoothing with replicated edges flattens the ramp's ends.
+    assert np.all(np.diff(smooth[:, 5]) >= 0) and np.all(smooth == smooth[:, :1])
+    assert ramp.min() < smooth.min() < smooth.max() < ramp.max()
+    store = PredictionStore(tmp_path / "pred", survey)
+    blocky = np.full(survey.velocity_shape, 2000.0, np.float32)
+    blocky[:, 12:] = 4000.0
+    store.write("a", blocky)
+    np.testing.assert_array_equal(initial_model(str(tmp_path / "pred"), survey, "a"), blocky)
+    smoothed = initial_model(str(tmp_path / "pred"), survey, "a", smooth_sigma_m=50.0)
+    assert 2000.0 < smoothed[0, 11] < smoothed[0, 12] < 4000.0
+    with pytest.raises(DataError, match="no prediction for sample 'b'"):
+        initial_model(str(tmp_path / "pred"), survey, "b")
+    with pytest.raises(ConfigError, match="--init"):
+        initial_model(str(tmp_path / "nowhere"), survey, "a")
