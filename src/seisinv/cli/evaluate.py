@@ -54,14 +54,20 @@ def register(app: typer.Typer) -> None:
             False, "--fit-amplitude", help="Fit one amplitude factor per sample before comparing."
         ),
         limit: int = typer.Option(None, "--limit", help="Check only the first N samples."),
+        threads: int = typer.Option(
+            1, "--threads", help="Torch CPU threads (1 is fastest and steadiest for deepwave on "
+            "small VMs; run one process per core instead, see docs/physics.md)."
+        ),
     ) -> None:
         """Forward-model each prediction and compare with the recorded gathers (no labels needed)."""
+        import torch
         from rich.console import Console
 
         from seisinv.data import open_dataset
         from seisinv.evaluation.qc import DEFAULT_THRESHOLD, qc_store, write_qc
         from seisinv.inference.store import PredictionStore
 
+        torch.set_num_threads(max(1, threads))
         store = PredictionStore(predictions)
         source = open_dataset(data, store.survey)
         ids = None if limit is None else source.ids[:limit]
