@@ -196,10 +196,13 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
             return data_misfit(model(), 0.0, None, obs)
 
     misfit_start = full_misfit()
+    # Adam keeps its moments across bands: restarted, its first bias-corrected step moves every
+    # cell by the full step size and throws the misfit back up at each band change.
+    adam = torch.optim.Adam(model.parameters(), lr=config.lr, eps=ADAM_EPS)
     for corner, n_iters in config.stages():
         observed_band = lowpass(obs, survey.dt, corner, config.filter_order)
         if config.optimizer == "adam":
-            optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=ADAM_EPS)
+            optimizer = adam
         else:
             optimizer = torch.optim.LBFGS(model.parameters(), lr=config.lr, max_iter=1,
                                           history_size=10, line_search_fn="strong_wolfe",
