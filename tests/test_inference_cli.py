@@ -42,6 +42,14 @@ def test_ensemble_fit_on_then_evaluate_and_submit(stores):
     assert plan["weights"]["*"][0] > 0.95
     assert PredictionStore(out).read_spread("s0") is not None
 
+    # The fitted plan applies to other predictions of the same members (e.g. the test set).
+    result = runner.invoke(app, ["ensemble", str(stores / "good"), str(stores / "bad"),
+                                 "--method", "weighted", "--plan", str(out / "ensemble.json"),
+                                 "--out", str(stores / "ens2")])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(PredictionStore(stores / "ens2").read("s1"),
+                               PredictionStore(out).read("s1"))
+
     result = runner.invoke(app, ["evaluate", str(out), str(stores / "bad"), "--truth",
                                  str(stores / "truth"), "--json", str(stores / "m.json")])
     assert result.exit_code == 0, result.output

@@ -22,6 +22,21 @@ def _floats(text: str | None) -> list[float] | None:
         raise SeisinvError(f"--weights {text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
 
 
+def _read_plan(path: Path) -> dict[str, list[float]]:
+    """Weights of an ``ensemble.json`` written by an earlier ``seisinv ensemble`` fit."""
+    import json
+
+    from seisinv.errors import SeisinvError
+
+    try:
+        weights = json.loads(path.read_text())["weights"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SeisinvError(f"--plan {path}: not an ensemble.json with 'weights' ({exc})") from None
+    if not weights:
+        raise SeisinvError(f"--plan {path}: holds no weights (was it a mean/median ensemble?)")
+    return weights
+
+
 def register(app: typer.Typer) -> None:
     """Add ``predict``, ``ensemble`` and ``submit`` to ``app``."""
 
@@ -69,6 +84,9 @@ def register(app: typer.Typer) -> None:
         fit_on: Path = typer.Option(
             None, "--fit-on", help="Labelled dataset (or prediction dir) to fit weighted-mean weights on."
         ),
+        plan_file: Path = typer.Option(
+            None, "--plan", help="Apply the weights of an earlier fit (its OUT/ensemble.json)."
+        ),
         metric: str = typer.Option("mae", "--metric", help="Metric the weight fit minimises: mae, mse, mape."),
         per_family: bool = typer.Option(False, "--per-family", help="Fit one weight vector per family."),
     ) -> None:
@@ -88,8 +106,10 @@ def register(app: typer.Typer) -> None:
         plan = EnsemblePlan(method=method)
         families: dict[str, str | None] = {}
         if method == "weighted":
-            if (weights is None) == (fit_on is None):
-                raise SeisinvError("--method weighted needs exactly one of --weights or --fit-on")
+            if sum(x is not None for x in (weights, fit_on, plan_file)) != 1:
+                raise SeisinvError(
+                    "--method weighted needs exactly one of --weights, --fit-on or --plan"
+                )
             if fit_on is not None:
                 truth = load_truth(fit_on, stores[0].survey)
                 families = {k: r.family for k, r in truth.items()}
@@ -97,10 +117,12 @@ def register(app: typer.Typer) -> None:
                     stores, {k: (r.velocity, r.family) for k, r in truth.items()},
                     metric=metric, per_family=per_family,
                 )
+            elif plan_file is not None:
+                plan.weights = _read_plan(plan_file)
             else:
                 plan.weights = {"*": _floats(weights)}
-        elif weights is not None or fit_on is not None:
-            raise SeisinvError("--weights / --fit-on only apply to --method weighted")
+        elif weights is not None or fit_on is not None or plan_file is not None:
+            raise SeisinvError("--weights / --fit-on / --plan only apply to --method weighted")
         out_store = PredictionStore(
             out, stores[0].survey, source=f"ensemble {method} of {len(stores)}",
             info={"members": [str(m) for m in members], **plan.to_dict()},
