@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from seisinv import metrics
 from seisinv.errors import DataError
-from seisinv.evaluation import metrics
 
 
 def test_mae_rmse_mape_single_map_by_hand():

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from seisinv.errors import CheckpointError, ConfigError
+from seisinv.metrics import mae_per_sample, mape_per_sample, ssim_per_sample
 from seisinv.training import checkpoint as ckpt
 from seisinv.training.config import (
     LossConfig,
@@ -36,7 +37,6 @@ from seisinv.training.losses import (
     depth_weights,
     hard_example_weights,
 )
-from seisinv.training.metrics import mae, mape, ssim
 from seisinv.training.schedule import lr_at
 
 
@@ -223,16 +223,16 @@ def test_ema_values_match_hand_computation():
     assert expected == pytest.approx(0.9 * (0.9 * 1.2 + 0.1 * -2.0) + 0.5)
 
 
-def test_metrics_match_hand_values():
+def test_validation_metrics_on_tensors_match_hand_values():
     target = torch.tensor([[[2.0, 4.0], [1.0, 1.0]], [[3.0, 3.0], [3.0, 3.0]]])
     pred = torch.tensor([[[1.0, 5.0], [1.0, 2.0]], [[3.0, 3.0], [3.0, 6.0]]])
-    assert mae(pred, target).tolist() == pytest.approx([0.75, 0.75])
+    assert mae_per_sample(pred, target).tolist() == pytest.approx([0.75, 0.75])
     # Sample 0: (1/2 + 1/4 + 0 + 1) / 4; sample 1: (0 + 0 + 0 + 1) / 4.
-    assert mape(pred, target).tolist() == pytest.approx([1.75 / 4, 0.25], rel=1e-6)
+    assert mape_per_sample(pred, target).tolist() == pytest.approx([1.75 / 4, 0.25], rel=1e-6)
     smooth = torch.linspace(1.5, 4.5, 64).reshape(1, 8, 8).repeat(2, 1, 1)
-    assert ssim(smooth, smooth, data_range=3.0).tolist() == pytest.approx([1.0, 1.0])
+    assert ssim_per_sample(smooth, smooth, 1.5, 4.5).tolist() == pytest.approx([1.0, 1.0])
     noisy = smooth + 0.3 * torch.randn(smooth.shape, generator=torch.Generator().manual_seed(0))
-    assert (ssim(noisy, smooth, data_range=3.0) < 0.99).all()
+    assert (ssim_per_sample(noisy, smooth, 1.5, 4.5) < 0.99).all()
 
 
 def test_losses_match_hand_values(tiny_survey):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from seisinv.evaluation.metrics import aggregate, sample_metrics
 from seisinv.evaluation.truth import TruthRecord
 from seisinv.inference.store import PredictionStore
+from seisinv.metrics import aggregate, sample_metrics
 
 UNKNOWN_FAMILY = "unknown"
 
@@ -20,7 +20,7 @@ class Evaluation:
         name: label used in tables (the directory name).
         units: velocity units of MAE and RMSE (the survey's).
         per_sample: one dict per scored sample: id, family, mae, mse, rmse, mape, ssim.
-        overall: :func:`seisinv.evaluation.metrics.aggregate` over all scored samples.
+        overall: :func:`seisinv.metrics.aggregate` over all scored samples.
         families: the same per family (samples without a family count as "unknown").
         missing: ids in the truth without a prediction (not scored).
     """

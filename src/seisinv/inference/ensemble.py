@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seisinv.errors import DataError, SeisinvError
-from seisinv.evaluation.metrics import mae_per_sample, mape_per_sample, mse_per_sample
+from seisinv.metrics import mae_per_sample, mape_per_sample, mse_per_sample
 
 METHODS = ("mean", "median", "weighted")
 # Metrics a weight fit can minimise: name -> per-sample function of (pred, true) batches.

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from seisinv.errors import ConfigError
+from seisinv.metrics import mape_per_sample
 from seisinv.registry import Registry
 from seisinv.survey import Survey
 from seisinv.training.config import LossConfig
-from seisinv.training.metrics import mape as mape_metric
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -61,7 +61,7 @@ def mse(ctx: LossContext) -> LossFn:
 @LOSSES.register("mape")
 def mape(ctx: LossContext) -> LossFn:
     """Speed & Structure's MAPE per sample: mean(|t - p| / (|t| + 1e-8)) (a fraction)."""
-    return lambda pred, target, gathers: mape_metric(pred, target)
+    return lambda pred, target, gathers: mape_per_sample(pred, target).to(pred.dtype)
 
 
 def depth_weights(nz: int, bottom: float, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from seisinv.errors import SeisinvError
+from seisinv.metrics import mae_per_sample, mape_per_sample, ssim_per_sample
 from seisinv.survey import Survey
-from seisinv.training import metrics
 from seisinv.training.distributed import is_distributed
 from seisinv.training.losses import Loss
 from seisinv.training.optim import autocast
@@ -122,7 +122,6 @@ def evaluate(
     was_training = model.training
     model.eval()
     sums: dict[str, dict[str, float]] = {}
-    data_range = survey.vmax - survey.vmin
     for batch in loader:
         gathers = batch["gathers"].to(device)
         target = batch["velocity"].to(device).float()
@@ -130,9 +129,9 @@ def evaluate(
             pred = model(gathers)
         pred = pred.float()
         values = {
-            "mae": metrics.mae(pred, target),
-            "mape": metrics.mape(pred, target),
-            "ssim": metrics.ssim(pred, target, data_range=data_range),
+            "mae": mae_per_sample(pred, target),
+            "mape": mape_per_sample(pred, target),
+            "ssim": ssim_per_sample(pred, target, survey.vmin, survey.vmax),
             "loss": loss.per_sample(pred, target, gathers)[0],
         }
         for j, family in enumerate(batch["family"]):
