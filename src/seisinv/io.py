@@ -7,6 +7,7 @@ even if the process is killed mid-write.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -18,16 +19,27 @@ import numpy as np
 import yaml
 
 
+@functools.cache
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, before any worker threads exist.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a temporary file or folder (created 0600 / 0700 by ``tempfile``) the permissions a
+    normal one would get (0666 / 0777 minus the umask), so shared outputs stay readable."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit fsync it and rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp creates 0600 files; give the result the usual permissions (0666 minus umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    publish_mode(tmp)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

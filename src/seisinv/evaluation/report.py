@@ -180,18 +180,7 @@ def write_report(out_dir: str | Path, inputs: ReportInputs) -> Path:
     )
     index = out_dir / "index.html"
     write_text(index, page)
-    _share(out_dir)
     return index
-
-
-def _share(out_dir: Path) -> None:
-    """Give the report the permissions of normal files (atomic writes create them 0600), so it
-    can be served or read by a group."""
-    from seisinv.generation.writers import publish_mode
-
-    for path in [out_dir / "index.html", out_dir / "metrics.json", *(out_dir / "figures").glob("*.png")]:
-        if path.exists():
-            publish_mode(path)
 
 
 def _safe(sample_id: str) -> str:

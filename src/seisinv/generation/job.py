@@ -32,7 +32,6 @@ from seisinv.generation.maps import VelocityMaps
 from seisinv.generation.writers import (
     atomic_memmap,
     folder_complete,
-    publish_mode,
     remove_stale,
     write_sample_folder,
 )
@@ -222,8 +221,6 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
         try:
             write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
             write_yaml(spec_path, wanted)
-            publish_mode(out / SURVEY_FILE)
-            publish_mode(spec_path)
         except OSError as exc:
             raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seisinv.errors import DataError
-from seisinv.generation.writers import publish_mode
 from seisinv.io import write_text
 
 MANIFEST_COLUMNS = ("id", "family", "seed", "file", "index", "survey", "seisinv_version")
@@ -79,7 +78,6 @@ def rebuild_manifest(root: Path) -> int:
             rows.extend(_read_rows(part))
         rows.sort(key=lambda row: row["id"])
         write_text(root / "manifest.csv", _csv_text(rows))
-        publish_mode(root / "manifest.csv")
     return len(rows)
 
 

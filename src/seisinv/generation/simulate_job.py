@@ -27,11 +27,10 @@ from seisinv.generation.maps import VELOCITY_FILE, VelocityMaps
 from seisinv.generation.writers import (
     add_gathers_to_folder,
     folder_complete,
-    publish_mode,
     remove_stale,
     write_sample_folder,
 )
-from seisinv.io import write_json
+from seisinv.io import publish_mode, write_json
 from seisinv.survey import Survey
 
 

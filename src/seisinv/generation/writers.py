@@ -9,7 +9,6 @@ before the work is redone.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
@@ -18,26 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.io import save_npy
+from seisinv.io import publish_mode, save_npy
 from seisinv.survey import Survey
 
 SHOT_PREFIX = "receiver_data_src_"
 VELOCITY_FILE = "vp_model.npy"
 _TMP_MARK = ".tmp"
-
-
-@functools.cache
-def _umask() -> int:
-    # os.umask can only be read by setting it; done once, before any worker threads exist.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def publish_mode(path: str | Path, directory: bool = False) -> None:
-    """Give a temporary (created 0600/0700 by tempfile) the permissions a normal file or folder
-    would get, so datasets written for a group stay readable by it."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -98,8 +83,6 @@ def write_sample_folder(
         if velocity is not None:
             disk = survey.velocity_to_disk(np.asarray(velocity))
             save_npy(tmp / VELOCITY_FILE, np.ascontiguousarray(disk, dtype=np.float64))
-        for file in tmp.iterdir():
-            publish_mode(file)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -113,7 +96,6 @@ def add_gathers_to_folder(folder: Path, gathers: np.ndarray, survey: Survey) -> 
     other files; (shots, nt, receivers) float32 -> ``receiver_data_src_{name}.npy``."""
     for name, shot in zip(shot_file_names(survey), gathers, strict=True):
         save_npy(folder / name, np.ascontiguousarray(shot, dtype=np.float32))
-        publish_mode(folder / name)
 
 
 def remove_stale(folder: Path, name: str) -> None:
