@@ -73,7 +73,7 @@ def test_bad_arguments_raise_seisinv_errors(stores):
     assert isinstance(result.exception, SeisinvError)
     result = runner.invoke(app, ["submit", str(stores / "good"), "--format", "speed-structure",
                                  "--out", str(stores / "s.npz")])
-    assert isinstance(result.exception, SeisinvError) and "needs (1259, 300)" in str(result.exception)
+    assert isinstance(result.exception, SeisinvError) and "needs maps in km/s" in str(result.exception)
     assert not (stores / "s.npz").exists()
     result = runner.invoke(app, ["predict", "--data", str(stores), "--out", str(stores / "p")])
     assert isinstance(result.exception, SeisinvError) and "--run" in str(result.exception)

@@ -120,9 +120,12 @@ def test_invalid_submission_keeps_an_existing_file(tmp_path, small_ss):
     assert out.read_bytes() == before
 
 
-def test_write_submission_refuses_a_survey_that_does_not_fit_the_format(tmp_path, small_gwi):
-    with pytest.raises(DataError, match="needs \\(70, 70\\)"):
-        submission.write_submission("kaggle-gwi", tmp_path / "s.csv", maps(small_gwi, ["a"]), small_gwi)
+def test_write_submission_refuses_a_survey_that_does_not_fit_the_format(tmp_path, small_ss, small_gwi):
+    with pytest.raises(DataError, match="needs maps in m/s"):
+        submission.write_submission("kaggle-gwi", tmp_path / "s.csv", maps(small_ss, ["a"]), small_ss)
+    with pytest.raises(DataError, match="needs maps in km/s"):
+        submission.write_submission("speed-structure", tmp_path / "s.npz", maps(small_gwi, ["a"]), small_gwi)
+    assert not list(tmp_path.iterdir())
     with pytest.raises(DataError, match="unknown submission format"):
         submission.write_submission("csv", tmp_path / "s.csv", {}, small_gwi)
 
@@ -149,3 +152,21 @@ def test_full_size_speed_structure_submission_from_a_store(tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         assert sorted(npz.files) == ["000a", "000b"]
         assert npz["000a"].shape == (300, 1259) and npz["000a"].dtype == np.float64
+
+
+def test_write_submission_accepts_a_reduced_grid_with_the_format_conventions(tmp_path, small_ss, small_gwi):
+    """Reduced surveys (tests, rehearsals) write their own grid; the note says it will not score."""
+    preds = maps(small_ss, ["a"])
+    submission.write_submission("speed-structure", tmp_path / "s.npz", preds, small_ss, ["a"])
+    with np.load(tmp_path / "s.npz") as npz:
+        assert npz["a"].shape == (small_ss.nx, small_ss.nz) and npz["a"].dtype == np.float64
+    submission.write_submission("kaggle-gwi", tmp_path / "s.csv", maps(small_gwi, ["a"]), small_gwi)
+    assert read_kaggle_gwi_shape(tmp_path / "s.csv") == (small_gwi.nz, small_gwi.nx // 2)
+    assert "will not score" in submission.challenge_grid_note("speed-structure", small_ss)
+    assert submission.challenge_grid_note("speed-structure", SPEED_STRUCTURE) is None
+    assert submission.challenge_grid_note("kaggle-gwi", OPENFWI) is None
+
+
+def read_kaggle_gwi_shape(path):
+    (values,) = submission.read_kaggle_gwi(path).values()
+    return values.shape

@@ -149,13 +149,19 @@ def register(app: typer.Typer) -> None:
 
         from seisinv.data import open_dataset
         from seisinv.inference.store import PredictionStore
-        from seisinv.inference.submission import StoreMapping, write_submission
+        from seisinv.inference.submission import (
+            StoreMapping,
+            challenge_grid_note,
+            write_submission,
+        )
 
         store = PredictionStore(predictions)
         expected = None if ids_from is None else open_dataset(ids_from, store.survey).ids
         mapping = StoreMapping(store)
         path = write_submission(fmt, out, mapping, store.survey, expected)
         note = "" if expected is not None else " (ids not checked: pass --ids-from TEST_DIR)"
-        Console(stderr=True).print(
-            f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}", markup=False
-        )
+        console = Console(stderr=True)
+        console.print(f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}", markup=False)
+        grid_note = challenge_grid_note(fmt, store.survey)
+        if grid_note is not None:
+            console.print(f"note: {grid_note}", markup=False, style="yellow")

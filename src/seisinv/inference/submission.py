@@ -15,6 +15,10 @@ expected test ids (none missing, none extra), each map's shape, finiteness and v
 (the survey's [vmin, vmax]). The file is streamed to a temporary name and renamed only when every
 sample passed, so an invalid submission never appears on disk; the ``DataError`` lists every
 problem found (the first few of each kind).
+
+A format fixes the units and the on-disk axis order of the maps, not the grid: a reduced survey
+with the challenge's conventions (tests, rehearsals at small scale) writes a valid file of its own
+grid, and ``challenge_grid_note`` says that the challenge will not score it.
 """
 
 from __future__ import annotations
@@ -225,6 +229,21 @@ def read_kaggle_gwi(path: str | Path) -> dict[str, np.ndarray]:
     }
 
 
+def challenge_grid_note(fmt: str, survey: Survey) -> str | None:
+    """A sentence when ``survey``'s grid differs from the challenge's of format ``fmt``, else None.
+
+    Such a file is valid for its own grid (reduced surveys) but will not be scored by the challenge.
+    """
+    reference = FORMAT_SURVEYS[fmt]
+    if survey.velocity_shape == reference.velocity_shape:
+        return None
+    return (
+        f"grid {survey.velocity_shape} (nz, nx) of survey {survey.name!r} differs from the "
+        f"challenge's {reference.velocity_shape}: the file is valid for this survey but the "
+        f"challenge will not score it"
+    )
+
+
 def write_submission(
     fmt: str,
     path: str | Path,
@@ -235,17 +254,17 @@ def write_submission(
     """Write ``predictions`` in format ``fmt`` (one of ``FORMATS``); see the format's writer.
 
     Raises:
-        DataError: unknown format, a survey whose grid or units do not match the format, or
-            invalid predictions.
+        DataError: unknown format, a survey whose units or on-disk axis order do not match the
+            format, or invalid predictions.
     """
     if fmt not in FORMATS:
         raise DataError(f"unknown submission format {fmt!r}; known: {', '.join(FORMATS)}")
     reference = FORMAT_SURVEYS[fmt]
-    if (survey.velocity_shape, survey.units) != (reference.velocity_shape, reference.units):
+    if (survey.units, survey.velocity_axes) != (reference.units, reference.velocity_axes):
         raise DataError(
-            f"format {fmt!r} needs {reference.velocity_shape} (nz, nx) maps in {reference.units} "
-            f"(survey {reference.name!r}); the predictions are {survey.velocity_shape} in "
-            f"{survey.units} (survey {survey.name!r})"
+            f"format {fmt!r} needs maps in {reference.units} stored with velocity_axes "
+            f"{reference.velocity_axes!r} (survey {reference.name!r}); the predictions are in "
+            f"{survey.units} with velocity_axes {survey.velocity_axes!r} (survey {survey.name!r})"
         )
     writer = write_speed_structure if fmt == "speed-structure" else write_kaggle_gwi
     return writer(path, predictions, survey, expected_ids)
