@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         Exit status 1 when anything is wrong. Example: seisinv check train/ --survey openfwi
         """
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from seisinv.data.check import category, check_dataset
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         report = check_dataset(paths, chosen, value_samples=value_samples, progress=True)
         console = Console()
         for problem in report.problems[:limit]:
-            console.print(f"[red]{category(problem)}[/]  {problem}", highlight=False,
+            console.print(f"[red]{category(problem)}[/]  {escape(str(problem))}", highlight=False,
                           soft_wrap=True)
         if len(report.problems) > limit:
             console.print(f"... and {len(report.problems) - limit} more (raise --limit)")

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from seisinv.errors import SeisinvError
 
@@ -52,7 +53,8 @@ def main() -> None:
     try:
         app()
     except SeisinvError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # The message is plain text: brackets in it (``--set 'data.train=[DIR]'``) are not markup.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 
