@@ -64,7 +64,10 @@ def register(app: typer.Typer) -> None:
         if main:
             action = "resuming" if resume else "training"
             console.print(f"{action} {cfg.name!r} ({cfg.model.name}) -> {run_dir}")
-        result = train(cfg, run_dir, resume=resume, echo=console.print if main else None)
+        def echo(line: str) -> None:
+            console.print(line, markup=False, highlight=False)
+
+        result = train(cfg, run_dir, resume=resume, echo=echo if main else None)
         if main:
             best = (
                 ""

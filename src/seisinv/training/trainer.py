@@ -254,6 +254,18 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
+def _no_validation_reason(config: TrainConfig) -> str:
+    """Why a run has no validation samples, in the config's terms."""
+    if config.data.val:
+        return "data.val holds no samples after data.val_limit"
+    if config.folds.val_fold is None:
+        return "folds.val_fold is null"
+    return (
+        f"validation fold {config.folds.val_fold} of {config.folds.k} got no samples "
+        "(too few in data.train)"
+    )
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -305,6 +317,9 @@ def train(
         saved_survey = survey_from_dict(checkpoint.state["survey"], source=str(last_dir))
     data: TrainData = build_data(config, survey=saved_survey)
     survey = data.survey
+    if data.val is None and echo is not None and info.is_main:
+        echo(f"no validation: {_no_validation_reason(config)}; keeping checkpoints/last only "
+             "(pass --set 'data.val=[DIR]' to validate and keep the best)")
     if checkpoint is not None:
         saved_pipeline = checkpoint.state.get("pipeline")
         if saved_pipeline is not None:
