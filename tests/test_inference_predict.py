@@ -8,7 +8,7 @@ import torch
 
 from seisinv.data.sample import Sample
 from seisinv.errors import SeisinvError
-from seisinv.inference.predict import parse_tta, predict, tta_views
+from seisinv.inference.predict import open_prediction_store, parse_tta, predict, tta_views
 from seisinv.inference.store import PredictionStore
 from seisinv.survey import OPENFWI
 
@@ -104,3 +104,17 @@ def test_parse_tta_and_errors(tmp_path, source):
     other = PredictionStore(tmp_path / "o", OPENFWI)
     with pytest.raises(SeisinvError, match="model predicts"):
         predict(ToyRun(), source, other, progress=False)
+
+
+def test_resuming_into_a_store_of_other_settings_is_refused(tmp_path, source):
+    """A rerun resumes only with the checkpoint, weights and TTA that made the stored maps."""
+    run = ToyRun()
+    run.checkpoint, run.which, run.step = tmp_path / "run" / "checkpoints" / "best", "ema", 10
+    store = open_prediction_store(tmp_path / "p", run, ["flip"])
+    predict(run, source, store, tta=["flip"], progress=False)
+    assert open_prediction_store(tmp_path / "p", run, ["flip"]).ids() == source.ids
+    with pytest.raises(SeisinvError, match="tta \\['flip'\\], not tta \\[\\]"):
+        open_prediction_store(tmp_path / "p", run, [])
+    run.step = 20
+    with pytest.raises(SeisinvError, match="step 10, not step 20"):
+        open_prediction_store(tmp_path / "p", run, ["flip"])
