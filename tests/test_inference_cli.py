@@ -77,3 +77,15 @@ def test_bad_arguments_raise_seisinv_errors(stores):
     assert not (stores / "s.npz").exists()
     result = runner.invoke(app, ["predict", "--data", str(stores), "--out", str(stores / "p")])
     assert isinstance(result.exception, SeisinvError) and "--run" in str(result.exception)
+
+
+def test_ensemble_refuses_to_resume_into_another_ensemble(stores):
+    out = stores / "ens"
+    args = ["ensemble", str(stores / "good"), str(stores / "bad"), "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0          # the same command resumes
+    result = runner.invoke(app, [*args, "--method", "median"])
+    assert isinstance(result.exception, SeisinvError)
+    assert "method 'mean', not method 'median'" in str(result.exception)
+    result = runner.invoke(app, ["ensemble", str(stores / "good"), "--out", str(out)])
+    assert isinstance(result.exception, SeisinvError) and "members" in str(result.exception)

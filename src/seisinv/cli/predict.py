@@ -123,11 +123,12 @@ def register(app: typer.Typer) -> None:
                 plan.weights = {"*": _floats(weights)}
         elif weights is not None or fit_on is not None or plan_file is not None:
             raise SeisinvError("--weights / --fit-on / --plan only apply to --method weighted")
+        info = {"members": [str(m) for m in members], **plan.to_dict()}
         out_store = PredictionStore(
-            out, stores[0].survey, source=f"ensemble {method} of {len(stores)}",
-            info={"members": [str(m) for m in members], **plan.to_dict()},
+            out, stores[0].survey, source=f"ensemble {method} of {len(stores)}", info=info
         )
-        write_json(out / "ensemble.json", {"members": [str(m) for m in members], **plan.to_dict()})
+        out_store.refuse_other_settings(info, "two ensembles")
+        write_json(out / "ensemble.json", info)
         done = ensemble_stores(stores, out_store, plan, families)
         if plan.weights:
             for family, w in plan.weights.items():

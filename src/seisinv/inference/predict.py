@@ -23,7 +23,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -186,7 +185,7 @@ def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:
     """The output store for ``run``'s predictions, recording the checkpoint and TTA used.
 
     Raises:
-        SeisinvError: ``out_dir`` already holds predictions made with another checkpoint, weights
+        DataError: ``out_dir`` already holds predictions made with another checkpoint, weights
             or TTA: resuming into it would mix two models' answers under one manifest.
     """
     info = {
@@ -196,19 +195,5 @@ def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:
         "tta": list(tta),
     }
     store = PredictionStore(out_dir, run.survey, source=f"predict {info['checkpoint']}", info=info)
-    earlier = store.meta.get("info", {})
-    differing = [key for key in info if key in earlier and not _same_setting(key, earlier[key], info[key])]
-    if differing and store.ids():
-        then = ", ".join(f"{key} {earlier[key]!r}" for key in differing)
-        now = ", ".join(f"{key} {info[key]!r}" for key in differing)
-        raise SeisinvError(
-            f"{out_dir}: holds predictions made with {then}, not {now}; choose another --out "
-            "(or delete it) instead of mixing them"
-        )
+    store.refuse_other_settings(info, "two models' answers")
     return store
-
-
-def _same_setting(key: str, earlier, now) -> bool:
-    if key == "checkpoint":  # the same folder, spelled relative or absolute
-        return earlier == now or Path(earlier).resolve() == Path(now).resolve()
-    return earlier == now

@@ -68,6 +68,26 @@ class PredictionStore:
                 self.meta["info"] = info
             write_json(manifest, self.meta)
 
+    def refuse_other_settings(self, info: dict, what: str = "settings") -> None:
+        """Raise unless the samples already stored were made with ``info``.
+
+        Compares each key of ``info`` that this manifest's ``"info"`` also records (paths equal as
+        written or once resolved). A store without samples yet takes any settings.
+
+        Raises:
+            DataError: stored samples were made with other settings; resuming into the store
+                would mix two answers under one manifest.
+        """
+        earlier = self.meta.get("info", {})
+        differing = [k for k in info if k in earlier and not _same_setting(earlier[k], info[k])]
+        if differing and self.ids():
+            then = ", ".join(f"{key} {earlier[key]!r}" for key in differing)
+            now = ", ".join(f"{key} {info[key]!r}" for key in differing)
+            raise DataError(
+                f"{self.root}: holds predictions made with {then}, not {now}; choose another "
+                f"--out (or delete it) instead of mixing {what}"
+            )
+
     def ids(self) -> list[str]:
         """Sorted ids of the samples with a finished prediction."""
         folder = self.root / "velocity"
@@ -95,3 +115,14 @@ class PredictionStore:
     def read_spread(self, sample_id: str) -> np.ndarray | None:
         path = self.root / "spread" / f"{sample_id}.npy"
         return load_npy(path) if path.exists() else None
+
+
+def _same_setting(earlier, now) -> bool:
+    """Equal settings; paths (strings or lists of them) also when they resolve to the same files."""
+    if earlier == now:
+        return True
+    if isinstance(earlier, list) and isinstance(now, list):
+        return len(earlier) == len(now) and all(map(_same_setting, earlier, now))
+    if isinstance(earlier, str) and isinstance(now, str) and earlier and now:
+        return Path(earlier).resolve() == Path(now).resolve()
+    return False
