@@ -256,3 +256,10 @@ def test_memory_maps_are_bounded(tmp_path, small_fwi, monkeypatch):
         np.testing.assert_array_equal(source[i].gathers, gathers(small_fwi, n=1, seed=i)[0])
     assert len(source._maps) == 3
     np.testing.assert_array_equal(source[0].gathers, gathers(small_fwi, n=1, seed=0)[0])
+
+
+def test_folders_read_with_another_survey_name_that_survey(tmp_path, small_ss, small_fwi):
+    """S&S folders under an OpenFWI-layout survey (shots 1, 2): the error names the survey used."""
+    write_sample_folder(tmp_path, "abc", gathers(small_ss), None, small_ss)
+    with pytest.raises(DataError, match="survey 'small-fwi' expects one per shot: 1, 2"):
+        open_dataset(tmp_path, small_fwi)

@@ -178,12 +178,16 @@ def _folder_ref(found: Discovery, folder: Path, sample_id: str, survey: Survey,
     present = {p.name for p in folder.glob("*.npy")}
     missing = [n for n in (f"{SHOT_PREFIX}{name}.npy" for name in names) if n not in present]
     extra = sorted(present - expected - {VELOCITY_FILE})
+    # Naming the survey points at the usual cause: folders read with another survey's shots
+    # (Speed & Structure data under the default `openfwi` survey).
     if missing:
         found.problems.append(Problem(folder, f"missing shot files {', '.join(missing)} "
-                                              f"(expected one per shot: {', '.join(names)})"))
+                                              f"(survey {survey.name!r} expects one per shot: "
+                                              f"{', '.join(names)})"))
     if extra:
         found.problems.append(Problem(folder, f"unexpected files {', '.join(extra)} "
-                                              f"(shot names are {', '.join(names)})"))
+                                              f"(survey {survey.name!r} names its shots "
+                                              f"{', '.join(names)})"))
     if missing:
         return None
     velocity = folder / VELOCITY_FILE
