@@ -350,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-val", type=int, default=32)
     parser.add_argument("--n-test", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--fwi-iters", type=int, default=16)
+    parser.add_argument("--fwi-iters", type=int, default=24)
     parser.add_argument("--fwi-optimizer", default="adam", choices=("adam", "lbfgs"))
-    parser.add_argument("--fwi-lr", type=float, default=0.03)
+    parser.add_argument("--fwi-lr", type=float, default=0.3)
     parser.add_argument("--fwi-bands", default="6,10,0", help="low-pass corners in Hz, 0 = full")
     parser.add_argument("--redo-fwi", action="store_true",
                         help="discard cached FWI results (e.g. after changing FWI settings)")

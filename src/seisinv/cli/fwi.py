@@ -44,12 +44,18 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output prediction directory (created; resumes)."),
         iters: int = typer.Option(30, "--iters", help="Iterations per sample, split over the bands."),
         optimizer: str = typer.Option("adam", "--optimizer", help="adam or lbfgs."),
-        lr: float = typer.Option(0.05, "--lr", help="Step size (Adam: logit units; L-BFGS: 1)."),
+        lr: float = typer.Option(0.3, "--lr", help="Step size (Adam: logit units; L-BFGS: 1)."),
         misfit: str = typer.Option("l2", "--misfit", help="l2 or normalized (trace-normalised)."),
         bands: str = typer.Option(
             "", "--bands", help="Low-pass corners in Hz, low to high, 0 = full band; e.g. 8,15,0."
         ),
         smooth_grad: float = typer.Option(1.0, "--smooth-grad", help="Gradient smoothing (cells)."),
+        time_gain: float = typer.Option(
+            0.0, "--time-gain", help="Weight gathers by (t/T)**gain before the misfit (deep arrivals)."
+        ),
+        depth_power: float = typer.Option(
+            0.0, "--depth-power", help="Scale the gradient by ((z+1)/nz)**power."
+        ),
         start_smoothing: float = typer.Option(
             0.0, "--start-smoothing", help="Smooth the start by this many metres (0: as given)."
         ),
@@ -80,7 +86,8 @@ def register(app: typer.Typer) -> None:
 
         config = fwi_config({
             "iters": iters, "optimizer": optimizer, "lr": lr, "misfit": misfit,
-            "bands": _bands(bands), "smooth_sigma": smooth_grad,
+            "bands": _bands(bands), "smooth_sigma": smooth_grad, "time_gain": time_gain,
+            "depth_power": depth_power,
             "shots_per_iter": shots_per_iter, "estimate_wavelet": estimate_wavelet,
             "regularization": regularization, "reg_weight": reg_weight,
             "model_coarsen": model_coarsen, "batch_size": batch_size, "device": device,

@@ -181,6 +181,9 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     maes: list[np.ndarray] = []
     last_filter: torch.Tensor | None = None
 
+    gain = (torch.arange(survey.nt, device=device, dtype=dtype) / (survey.nt - 1)) ** config.time_gain
+    gain = gain.reshape(survey.nt, 1)  # broadcast over (..., time, receivers)
+
     def data_misfit(velocity: torch.Tensor, corner: float, shots: list[int] | None,
                     observed_band: torch.Tensor) -> torch.Tensor:
         nonlocal last_filter
@@ -189,6 +192,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
         if config.estimate_wavelet:
             last_filter = wiener_filter(observed_band, simulated)
             simulated = apply_filter(simulated, last_filter)
+        if config.time_gain:
+            return misfit_fn(simulated * gain, observed_band * gain)
         return misfit_fn(simulated, observed_band)
 
     def full_misfit() -> torch.Tensor:
