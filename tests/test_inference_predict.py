@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -106,7 +108,7 @@ def test_parse_tta_and_errors(tmp_path, source):
         predict(ToyRun(), source, other, progress=False)
 
 
-def test_resuming_into_a_store_of_other_settings_is_refused(tmp_path, source):
+def test_resuming_into_a_store_of_other_settings_is_refused(tmp_path, source, monkeypatch):
     """A rerun resumes only with the checkpoint, weights and TTA that made the stored maps."""
     run = ToyRun()
     run.checkpoint, run.which, run.step = tmp_path / "run" / "checkpoints" / "best", "ema", 10
@@ -118,3 +120,7 @@ def test_resuming_into_a_store_of_other_settings_is_refused(tmp_path, source):
     run.step = 20
     with pytest.raises(SeisinvError, match="step 10, not step 20"):
         open_prediction_store(tmp_path / "p", run, ["flip"])
+    run.step = 10
+    monkeypatch.chdir(tmp_path)  # the same checkpoint spelled relative to another directory
+    run.checkpoint = Path("run/checkpoints/best")
+    assert open_prediction_store(tmp_path / "p", run, ["flip"]).ids() == source.ids

@@ -23,6 +23,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -188,8 +189,10 @@ def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:
         DataError: ``out_dir`` already holds predictions made with another checkpoint, weights
             or TTA: resuming into it would mix two models' answers under one manifest.
     """
+    checkpoint = getattr(run, "checkpoint", None)
     info = {
-        "checkpoint": str(getattr(run, "checkpoint", "")),
+        # Absolute, so that a rerun from another working directory is recognised as the same.
+        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else "",
         "weights": getattr(run, "which", ""),
         "step": getattr(run, "step", None),
         "tta": list(tta),
