@@ -422,6 +422,21 @@ def test_fold_split_is_disjoint_balanced_and_fits_on_training_samples(dataset):
     )
 
 
+def test_an_all_synthetic_pool_validates_on_generated_maps_but_never_on_mix_blends():
+    from types import SimpleNamespace
+
+    from seisinv.data.folds import TRAIN_ONLY
+    from seisinv.training.data import fold_split
+
+    ids = [f"gen-s0-{i:07d}" for i in range(40)]
+    families = ["mix" if i % 2 else "flat" for i in range(40)]
+    source = SimpleNamespace(ids=ids, synthetic=[True] * 40, families=families)
+    train, val, folds = fold_split(source, load_config("tiny-openfwi", []))
+    assert val and all(families[i] == "flat" for i in val)
+    assert all(folds[i] == TRAIN_ONLY for i, f in zip(ids, families, strict=True) if f == "mix")
+    assert sorted(train + val) == list(range(40))
+
+
 # ---- the loop --------------------------------------------------------------------------------
 def test_tiny_run_overfits_a_handful_of_samples(dataset, tmp_path):
     from seisinv.training.trainer import train

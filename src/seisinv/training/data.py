@@ -44,7 +44,8 @@ def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int], dict[
     Folds come from ``config.folds.file`` when given, else from ``seisinv.data.folds.assign_folds``
     (hash of seed and id, balanced by family, synthetic samples train-only). A pool made only of
     synthetic samples (``seisinv generate`` output) would have nothing to validate on, so its
-    synthetic samples are dealt into folds like real ones.
+    synthetic samples are dealt into folds like real ones, except ``mix`` blends: they widen the
+    training distribution and never validate.
     """
     from seisinv.data.folds import assign_folds, read_folds, split_indices
 
@@ -56,12 +57,14 @@ def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int], dict[
         folds = read_folds(folds_cfg.file)
     else:
         synthetic = source.synthetic
+        if all(synthetic):
+            synthetic = [family == "mix" for family in source.families]
         folds = assign_folds(
             ids,
             k=folds_cfg.k,
             seed=folds_cfg.seed,
             families=source.families,
-            synthetic=None if all(synthetic) else synthetic,
+            synthetic=synthetic,
             holdout=folds_cfg.holdout,
         )
     train, val = split_indices(ids, folds, folds_cfg.val_fold)
