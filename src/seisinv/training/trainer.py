@@ -262,7 +262,7 @@ def _no_validation_reason(config: TrainConfig) -> str:
         return "folds.val_fold is null"
     return (
         f"validation fold {config.folds.val_fold} of {config.folds.k} got no samples "
-        "(too few in data.train)"
+        "(data.train has too few samples that can validate)"
     )
 
 
