@@ -206,6 +206,13 @@ def test_schedule_warmup_then_cosine_matches_hand_values():
     assert [lr_at(s, 10, 2.0, constant) for s in range(4)] == pytest.approx([1.0, 1.5, 2.0, 2.0])
 
 
+def test_warmup_longer_than_the_run_is_capped_at_half_of_it():
+    schedule = ScheduleConfig(name="cosine", warmup_steps=10, warmup_start=0.0, min_lr=0.0)
+    # 4 steps: warmup 2, then cosine over the remaining 2 (the rate is reached at step 2).
+    assert [lr_at(s, 4, 1.0, schedule) for s in range(4)] == pytest.approx([0.0, 0.5, 1.0, 0.5])
+    assert lr_at(0, 1, 1.0, schedule) == pytest.approx(1.0)  # a one-step run trains at lr
+
+
 def test_ema_values_match_hand_computation():
     from seisinv.training.config import EmaConfig
     from seisinv.training.optim import create_ema
