@@ -18,7 +18,7 @@ The script prints the data misfit and model error before and after and writes
 
 Usage::
 
-    python benchmarks/marmousi.py                  # 3 bands x 20 Adam iterations (minutes)
+    python benchmarks/marmousi.py                  # 3 bands x 12 Adam iterations (~3-6 min)
     python benchmarks/marmousi.py --quick          # 6 iterations, a smoke run
     python benchmarks/marmousi.py --iters 90 --optimizer lbfgs
 
@@ -107,10 +107,10 @@ def figure(true, start, inverted, survey, path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=60, help="total iterations over all bands")
+    parser.add_argument("--iters", type=int, default=36, help="total iterations over all bands")
     parser.add_argument("--bands", default="2,3.5,0", help="low-pass corners in Hz, 0 = full")
     parser.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"))
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="6 iterations: a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "marmousi.png")
