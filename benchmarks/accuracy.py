@@ -19,7 +19,7 @@ Stages (each cached in ``--out``; a rerun skips finished work, so an interrupted
    settings (``seisinv.fwi.run_fwi``).
 6. **table** - MAE (m/s), MAPE (%), SSIM of every prediction directory against the test truth
    (``seisinv.evaluation.metrics``), overall and on the unseen families, with wall time per
-   sample; written to ``BENCHMARKS-accuracy.md`` with the exact command.
+   sample; written to the accuracy section of ``BENCHMARKS.md`` with the exact command.
 
 Usage::
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -328,7 +329,7 @@ def write_report(args, size: dict, rows: list[dict], stages: Stages) -> None:
         f"(target: at least -30 %) and {'beats' if fwi_net < fwi_smooth else 'does not beat'} "
         f"classical FWI from a smooth start ({fwi_smooth:.1f} m/s).",
         "",
-        "Wall times are per test sample on a 2-core CPU shared with other jobs (contended; "
+        f"Wall times are per test sample on this machine ({os.cpu_count()} CPU cores, "
         "1 torch thread): network rows are inference only; `s / sample` of FWI from the "
         "ensemble includes the ensemble's own prediction time. Stage times (s): "
         + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.done.items()) + ".",
@@ -336,10 +337,30 @@ def write_report(args, size: dict, rows: list[dict], stages: Stages) -> None:
     ]
     text = "\n".join(lines)
     write_json(args.out / "accuracy.json", {"rows": rows, "size": size, "command": command})
-    target = args.report or (ROOT / "BENCHMARKS-accuracy.md")
-    write_text(target, text)
+    if args.report is not None:
+        write_text(args.report, text)
+        target = args.report
+    else:
+        target = ROOT / "BENCHMARKS.md"
+        replace_section(target, text)
     print(text)
     print(f"wrote {target}")
+
+
+BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Put ``text`` between the accuracy markers of ``path`` (appending them if absent)."""
+    from seisinv.io import write_text
+
+    old = path.read_text() if path.exists() else ""
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    write_text(path, new)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redo-fwi", action="store_true",
                         help="discard cached FWI results (e.g. after changing FWI settings)")
     parser.add_argument("--report", type=Path, default=None,
-                        help="markdown output (default: BENCHMARKS-accuracy.md in the repo)")
+                        help="markdown output (default: the accuracy section of BENCHMARKS.md)")
     parser.add_argument("--no-progress", action="store_true")
     return run(parser.parse_args(argv))
 
