@@ -107,8 +107,20 @@ def _finish(problems: list[str], path: Path) -> None:
         raise DataError(f"{path}: refusing to write an invalid submission: " + "; ".join(problems))
 
 
-def _ordered_ids(predictions: Mapping, expected_ids: Iterable[str] | None) -> list[str]:
-    return sorted(predictions) if expected_ids is None else sorted(set(expected_ids))
+def _valid_maps(
+    predictions: Mapping[str, np.ndarray],
+    expected_ids: list[str] | None,
+    survey: Survey,
+    problems: list[str],
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(id, (nz, nx) velocity)`` in id order while no problem has been found; every
+    invalid map's problems are appended to ``problems`` (so one pass reports them all)."""
+    ids = sorted(predictions) if expected_ids is None else sorted(set(expected_ids))
+    for sample_id in ids:
+        velocity = np.asarray(predictions[sample_id])
+        problems += check_velocity(sample_id, velocity, survey)
+        if not problems:
+            yield sample_id, velocity
 
 
 def write_speed_structure(
@@ -137,14 +149,7 @@ def write_speed_structure(
     with atomic_open(path, "wb") as handle:
         # Streamed entry by entry (as np.savez does) so a large test set never sits in memory.
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for sample_id in _ordered_ids(predictions, expected_ids):
-                velocity = np.asarray(predictions[sample_id])
-                found = check_velocity(sample_id, velocity, survey)
-                if found:
-                    problems += found
-                    continue
-                if problems:
-                    continue
+            for sample_id, velocity in _valid_maps(predictions, expected_ids, survey, problems):
                 disk = np.ascontiguousarray(survey.velocity_to_disk(velocity.astype(np.float64)))
                 with zf.open(f"{sample_id}.npy", "w", force_zip64=True) as entry:
                     np.lib.format.write_array(entry, disk, allow_pickle=False)
@@ -190,14 +195,7 @@ def write_kaggle_gwi(
     columns = kaggle_columns(survey)
     with atomic_open(path, "w") as handle:
         handle.write(",".join(["oid_ypos"] + [f"x_{c}" for c in columns]) + "\n")
-        for sample_id in _ordered_ids(predictions, expected_ids):
-            velocity = np.asarray(predictions[sample_id])
-            found = check_velocity(sample_id, velocity, survey)
-            if found:
-                problems += found
-                continue
-            if problems:
-                continue
+        for sample_id, velocity in _valid_maps(predictions, expected_ids, survey, problems):
             values = velocity[:, columns].astype(np.float64) * survey.to_mps
             buffer = io.StringIO()
             for row, row_values in enumerate(values):
