@@ -24,7 +24,7 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_survey():
     """A small OpenFWI-like survey (32 x 32 at 10 m, 300 samples at 1 ms, 3 shots, 16 receivers)."""
     from seisinv.survey import OPENFWI

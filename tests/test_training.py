@@ -66,18 +66,8 @@ def write_dataset(root: Path, survey, n: int = 8, seed: int = 0) -> dict[str, Pa
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from seisinv.survey import OPENFWI
-
-    survey = OPENFWI.replace(
-        name="tiny",
-        nz=32,
-        nx=32,
-        nt=300,
-        source_x=(0.0, 150.0, 310.0),
-        receiver_x=tuple(20.0 * i for i in range(16)),
-    )
-    return write_dataset(tmp_path_factory.mktemp("training-data"), survey)
+def dataset(tmp_path_factory, tiny_survey):
+    return write_dataset(tmp_path_factory.mktemp("training-data"), tiny_survey)
 
 
 def tiny_config(dataset, *extra: str) -> TrainConfig:

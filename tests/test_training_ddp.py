@@ -168,19 +168,11 @@ def test_validation_shards_cover_every_sample_once():
 
 # ---- the whole loop under DDP ------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def loop_data(tmp_path_factory) -> dict[str, Path]:
+def loop_data(tmp_path_factory, tiny_survey) -> dict[str, Path]:
     """The tiny OpenFWI-layout dataset of the single-process tests (``test_training.py``)."""
     from test_training import write_dataset
 
-    survey = OPENFWI.replace(
-        name="tiny",
-        nz=32,
-        nx=32,
-        nt=300,
-        source_x=(0.0, 150.0, 310.0),
-        receiver_x=tuple(20.0 * i for i in range(16)),
-    )
-    return write_dataset(tmp_path_factory.mktemp("ddp-data"), survey)
+    return write_dataset(tmp_path_factory.mktemp("ddp-data"), tiny_survey)
 
 
 def _loop_config(data: dict, batch_size: int):
