@@ -215,3 +215,11 @@ def test_real_openfwi_sample_sign_amplitude_and_timing(shared_data):
     assert lags[int(np.argmax(fits))] == 0
     assert np.corrcoef(observed, synthetic)[0, 1] > 0.99
     assert synthetic.max() / observed.max() == pytest.approx(1.0, rel=0.05)
+
+
+def test_openfwi_model_file_layout_and_single_map_are_accepted(tiny_survey):
+    v = np.full((2, *tiny_survey.velocity_shape), 2000.0, np.float32)
+    v[1, 10:] = 3000.0
+    expected = simulate(v, tiny_survey, device="cpu")
+    np.testing.assert_array_equal(simulate(v[:, None], tiny_survey, device="cpu"), expected)
+    np.testing.assert_array_equal(simulate(v[1], tiny_survey, device="cpu"), expected[1:])

@@ -17,11 +17,18 @@ from seisinv.survey import Survey
 
 
 def _velocity_tensor(velocity, survey: Survey, device: torch.device) -> torch.Tensor:
-    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, float32."""
+    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, float32.
+
+    OpenFWI's model files hold (n, 1, nz, nx) and a single map is (nz, nx): both are accepted
+    and become (n, nz, nx) / (1, nz, nx)."""
     if not isinstance(velocity, (torch.Tensor, np.ndarray)):
         raise DataError(
             f"velocity: expected a numpy array or torch tensor, got {type(velocity).__name__}"
         )
+    if velocity.ndim == 4 and velocity.shape[1] == 1:
+        velocity = velocity[:, 0]
+    elif velocity.ndim == 2:
+        velocity = velocity[None]
     if velocity.ndim != 3 or tuple(velocity.shape[-2:]) != survey.velocity_shape:
         raise DataError(
             f"velocity: expected shape (n, {survey.nz}, {survey.nx}) (depth first) for survey "
@@ -101,7 +108,8 @@ def simulate(
     (stencil order, absorbing layer, free surface, internal-grid coarsening).
 
     Args:
-        velocity: (n, nz, nx) velocity in the survey's units (m/s or km/s), axis 1 is depth.
+        velocity: (n, nz, nx) velocity in the survey's units (m/s or km/s), axis 1 is depth;
+            OpenFWI's (n, 1, nz, nx) and a single (nz, nx) map are accepted too (n = 1).
             A tensor requiring grad gives gathers differentiable w.r.t. it.
         survey: acquisition geometry and ``survey.simulation`` settings.
         device: "auto", "cpu", "cuda" or a torch.device.
