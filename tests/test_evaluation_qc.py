@@ -6,24 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from helpers import ListSource
 
 from seisinv.data.sample import Sample
 from seisinv.evaluation.qc import qc_store, relative_misfit, write_qc
 from seisinv.inference.store import PredictionStore
-
-
-class ListSource:
-    """A minimal SampleSource: a list of samples with ids and a survey."""
-
-    def __init__(self, samples, survey):
-        self.samples, self.survey = samples, survey
-        self.ids = [s.id for s in samples]
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        return self.samples[i]
 
 
 def layered(survey, v_top, v_bottom):

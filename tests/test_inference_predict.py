@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ListSource
 
 from seisinv.data.sample import Sample
 from seisinv.errors import SeisinvError
@@ -39,18 +40,6 @@ class ToyRun:
             energy = g[:, 0].abs().sum(dim=1) * torch.linspace(0, 1, g.shape[-1])
         z = torch.arange(TOY.nz, dtype=torch.float32)[None, :, None]
         return TOY.vmin + 100 * z + energy[:, None, :]
-
-
-class ListSource:
-    def __init__(self, samples, survey):
-        self.samples, self.survey = samples, survey
-        self.ids = [s.id for s in samples]
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        return self.samples[i]
 
 
 @pytest.fixture
