@@ -18,7 +18,7 @@ Stages (each cached in ``--out``; a rerun skips finished work, so an interrupted
    wavelength: no knowledge of the test models) and FWI from the ensemble's answer, with the same
    settings (``seisinv.fwi.run_fwi``).
 6. **table** - MAE (m/s), MAPE (%), SSIM of every prediction directory against the test truth
-   (``seisinv.evaluation.metrics``), overall and on the unseen families, with wall time per
+   (``seisinv.metrics``), overall and on the unseen families, with wall time per
    sample; written to the accuracy section of ``BENCHMARKS.md`` with the exact command.
 
 Usage::
@@ -265,9 +265,9 @@ ROWS = [
 def results_table(preds: Path, test: Path, families: dict[str, str], survey, predicted: dict,
                   fwi_info: dict) -> list[dict]:
     """One row per prediction directory: metrics overall and on unseen families, time/sample."""
-    from seisinv.evaluation.metrics import mae_per_sample, mape_per_sample, ssim_per_sample
     from seisinv.evaluation.truth import load_truth
     from seisinv.inference.store import PredictionStore
+    from seisinv.metrics import mae_per_sample, mape_per_sample, ssim_per_sample
 
     truth = load_truth(test, survey)
     ids = sorted(families)
