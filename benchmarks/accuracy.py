@@ -23,7 +23,7 @@ Stages (each cached in ``--out``; a rerun skips finished work, so an interrupted
 
 Usage::
 
-    python benchmarks/accuracy.py                 # ~15-25 min on a shared 2-core CPU
+    python benchmarks/accuracy.py                 # ~30 min on a quiet 2-core CPU
     python benchmarks/accuracy.py --quick         # a smoke run of a minute or two
     python benchmarks/accuracy.py --out /tmp/acc --fwi-iters 30 --n-test 16
 """
@@ -367,11 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/seisinv-accuracy"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--n-train", type=int, default=256)
+    parser.add_argument("--n-train", type=int, default=640)
     parser.add_argument("--n-val", type=int, default=32)
     parser.add_argument("--n-test", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--fwi-iters", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--fwi-iters", type=int, default=64)
     parser.add_argument("--fwi-optimizer", default="adam", choices=("adam", "lbfgs"))
     parser.add_argument("--fwi-lr", type=float, default=0.3)
     parser.add_argument("--fwi-bands", default="6,10,0", help="low-pass corners in Hz, 0 = full")
