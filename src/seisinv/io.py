@@ -34,22 +34,33 @@ def publish_mode(path: str | os.PathLike, directory: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on clean exit fsync it and rename it onto ``path``."""
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file path beside ``path`` (``.<name>.<random>.tmp``) to be filled by the caller;
+    on clean exit the file is fsynced and renamed onto ``path``, on error deleted."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     publish_mode(tmp)
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on clean exit fsync it and rename it onto ``path``."""
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.io import publish_mode, save_npy
+from seisinv.io import atomic_path, publish_mode, save_npy
 from seisinv.survey import Survey
 
 SHOT_PREFIX = "receiver_data_src_"
@@ -30,22 +30,11 @@ def atomic_memmap(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Itera
     """A writable .npy memmap under a temporary name; on clean exit flushed, fsynced and renamed
     onto ``path``; on error deleted. Lets a 500-sample chunk be filled batch by batch without
     holding it in memory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_MARK, dir=path.parent)
-    os.close(fd)
-    publish_mode(tmp)
-    try:
+    with atomic_path(path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         yield array
         array.flush()
         del array
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def shot_file_names(survey: Survey) -> list[str]:
