@@ -66,7 +66,8 @@ def _loss() -> Loss:
     return Loss(LossConfig(terms=terms), LossContext(SURVEY))
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _join_as(rank: int, world: int, port: int) -> None:
+    """Set the variables torchrun would set for ``rank`` of ``world`` on localhost."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -75,6 +76,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    _join_as(rank, world, port)
     import torch.distributed as dist
     from safetensors.torch import save_file
 
@@ -191,14 +196,7 @@ def _loop_config(data: dict, batch_size: int):
 
 
 def _train_worker(rank: int, world: int, port: int, data: dict, run_dir: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    _join_as(rank, world, port)
     import torch.distributed as dist
 
     from seisinv.training.trainer import train
