@@ -96,6 +96,19 @@ def test_augmentations_are_seeded_and_do_what_they_say():
     assert residual.std() == pytest.approx(0.5 * np.sqrt(np.mean(gathers**2)), rel=0.05)
 
 
+def test_noise_level_is_drawn_between_min_level_and_level():
+    survey = OPENFWI.replace(name="aug", nt=200, receiver_x=tuple(10.0 * i for i in range(70)))
+    gathers = np.random.default_rng(0).standard_normal(survey.gather_shape).astype(np.float32)
+    rms = float(np.sqrt(np.mean(gathers**2)))
+    noisy = build_augment([{"name": "noise", "level": 0.4, "min_level": 0.1, "p": 1.0}], survey)
+    stds = [float((noisy(gathers, None, np.random.default_rng(s))[0] - gathers).std()) / rms
+            for s in range(40)]
+    assert 0.09 < min(stds) and max(stds) < 0.41
+    assert max(stds) - min(stds) > 0.15  # not one fixed level
+    with pytest.raises(ConfigError, match="min_level"):
+        build_augment([{"name": "noise", "level": 0.1, "min_level": 0.2}], survey)
+
+
 def test_augment_config_errors():
     with pytest.raises(SeisinvError, match="unknown augmentation 'rotate'"):
         build_augment([{"name": "rotate"}], OPENFWI)

@@ -136,6 +136,21 @@ def test_adam_multiscale_respects_bounds(survey, observed, true_model):
     np.testing.assert_allclose(result.velocity[0, :2], BACKGROUND, atol=1.0)
 
 
+def test_prior_weight_holds_the_model_near_its_start(survey, observed):
+    """The prior term pulls toward the start: the stronger it is, the less the model moves and
+    the less of the data it explains; a moderate weight still lets the data act."""
+    moved, fit = {}, {}
+    for weight in (0.0, 300.0, 30000.0):
+        result = invert(observed, _background(), survey,
+                        FwiConfig(iters=10, lr=0.1, prior_weight=weight))
+        moved[weight] = float(np.abs(result.velocity - BACKGROUND).mean())
+        fit[weight] = float(result.misfit_end[0] / result.misfit_start[0])
+    assert moved[0.0] > moved[300.0] > moved[30000.0]
+    assert moved[30000.0] < 0.35 * moved[0.0]
+    assert moved[300.0] > 0.6 * moved[0.0]
+    assert fit[0.0] < fit[30000.0]
+
+
 def test_wavelet_estimation_absorbs_a_wrong_wavelet(survey, true_model):
     """Data made with a shifted, scaled, lower-frequency wavelet; the matching filter maps the
     survey-wavelet simulation onto it almost exactly (the data are linear in the wavelet)."""

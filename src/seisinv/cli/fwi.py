@@ -65,6 +65,9 @@ def register(app: typer.Typer) -> None:
         ),
         regularization: str = typer.Option("none", "--reg", help="none, tv or tikhonov."),
         reg_weight: float = typer.Option(0.0, "--reg-weight", help="Regularisation weight."),
+        prior_weight: float = typer.Option(
+            0.0, "--prior-weight", help="Pull toward the start (a network's answer); 0: none."
+        ),
         model_coarsen: int = typer.Option(
             1, "--model-coarsen", help="Invert on a grid this many times coarser (interpolated)."
         ),
@@ -90,6 +93,7 @@ def register(app: typer.Typer) -> None:
             "depth_power": depth_power,
             "shots_per_iter": shots_per_iter, "estimate_wavelet": estimate_wavelet,
             "regularization": regularization, "reg_weight": reg_weight,
+            "prior_weight": prior_weight,
             "model_coarsen": model_coarsen, "batch_size": batch_size, "device": device,
         })
         summary = run_fwi([str(d) for d in data], survey, init, out, config, limit=limit,

@@ -11,7 +11,9 @@ name               params                                      effect
 ``flip``           ``p=0.5``, ``strategy="auto"``              left-right mirror (``seisinv.data.flip``)
 ``amplitude``      ``low=0.5``, ``high=2.0``, ``p=1.0``        gathers x factor, log-uniform in
                                                                [low, high]
-``noise``          ``level=0.05``, ``p=0.5``                   + Gaussian noise, std = level x RMS
+``noise``          ``level=0.05``, ``p=0.5``,                  + Gaussian noise, std = level x RMS
+                   ``min_level=None``                          (uniform in [min_level, level] when
+                                                               min_level is given)
 ``trace_dropout``  ``rate=0.05``, ``p=0.5``                    zero each (shot, receiver) trace with
                                                                probability ``rate``
 =================  ==========================================  ====================================
@@ -75,16 +77,20 @@ def _amplitude(survey: Survey, low: float = 0.5, high: float = 2.0, p: float = 1
 
 
 @AUGMENTS.register("noise")
-def _noise(survey: Survey, level: float = 0.05, p: float = 0.5) -> AugmentStep:
+def _noise(survey: Survey, level: float = 0.05, p: float = 0.5,
+           min_level: float | None = None) -> AugmentStep:
     _probability("noise", p)
     if level < 0:
         raise ConfigError(f"augmentation noise: level {level} must be >= 0")
+    if min_level is not None and not 0 <= min_level <= level:
+        raise ConfigError(f"augmentation noise: min_level {min_level} must be in [0, level={level}]")
 
     def noise(gathers, velocity, rng):
         if rng.random() >= p:
             return gathers, velocity
+        std = level if min_level is None else rng.uniform(min_level, level)
         rms = float(np.sqrt(np.mean(np.square(gathers, dtype=np.float64))))
-        added = rng.standard_normal(gathers.shape, dtype=np.float32) * np.float32(level * rms)
+        added = rng.standard_normal(gathers.shape, dtype=np.float32) * np.float32(std * rms)
         return gathers + added, velocity
 
     return noise

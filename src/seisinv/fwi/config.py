@@ -35,6 +35,11 @@ class FwiConfig(BaseModel):
         regularization: "none", "tv" (total variation) or "tikhonov" (first-derivative smoothness),
             on velocity scaled by the survey's range.
         reg_weight: weight of the regularisation relative to the data misfit.
+        prior_weight: weight of ``mean(((v - v_start) / (vmax - vmin)) ** 2)``, a pull toward the
+            starting model (a network's answer), relative to the data misfit (0: none). The data
+            term dominates where the data constrain the model (each band's misfit starts at 1);
+            where they hardly do (deep, poorly illuminated cells) the model stays near the start
+            instead of drifting along the null space.
         shots_per_iter: random shots simulated per iteration (None: all shots).
         estimate_wavelet: re-estimate the source wavelet every iteration (least-squares
             per-frequency matching filter from observed vs simulated data).
@@ -61,6 +66,7 @@ class FwiConfig(BaseModel):
     mask_rows: int | None = Field(0, ge=0)
     regularization: Literal["none", "tv", "tikhonov"] = "none"
     reg_weight: float = Field(0.0, ge=0)
+    prior_weight: float = Field(0.0, ge=0)
     shots_per_iter: int | None = Field(None, ge=1)
     estimate_wavelet: bool = False
     model_coarsen: int = Field(1, ge=1)

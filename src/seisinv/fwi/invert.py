@@ -18,7 +18,12 @@ import torch.nn.functional as F
 from seisinv.errors import ConfigError, DataError
 from seisinv.fwi.config import FwiConfig
 from seisinv.fwi.misfit import MISFITS
-from seisinv.fwi.precondition import REGULARIZERS, gaussian_smooth, precondition_gradient
+from seisinv.fwi.precondition import (
+    REGULARIZERS,
+    gaussian_smooth,
+    precondition_gradient,
+    prior_penalty,
+)
 from seisinv.fwi.signal import apply_filter, lowpass, wiener_filter
 from seisinv.survey import Survey
 
@@ -176,6 +181,7 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
 
     model = BoundedModel(start, survey.vmin, survey.vmax, config.model_coarsen,
                          config.bound_margin).to(device)
+    prior = model().detach() / span  # the start as the model represents it, dimensionless
     misfits: list[np.ndarray] = []
     bands: list[float] = []
     maes: list[np.ndarray] = []
@@ -233,6 +239,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
                 loss = (per_sample * stage_scale).sum()
                 if config.regularization != "none" and config.reg_weight > 0:
                     loss = loss + config.reg_weight * regularizer(velocity / span).sum()
+                if config.prior_weight > 0:
+                    loss = loss + config.prior_weight * prior_penalty(velocity / span, prior).sum()
                 loss.backward()
                 grad = precondition_gradient(model.p.grad, config.smooth_sigma,
                                              config.depth_power, mask_rows)

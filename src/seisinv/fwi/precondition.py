@@ -97,4 +97,12 @@ def tikhonov(model: torch.Tensor) -> torch.Tensor:
     return dz.pow(2).flatten(1).mean(1) + dx.pow(2).flatten(1).mean(1)
 
 
+def prior_penalty(model: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance to a prior model per sample, ``(batch, nz, nx)`` x2 -> ``(batch,)``.
+
+    Both should be dimensionless (velocity divided by the survey's range).
+    """
+    return (model - prior).pow(2).flatten(1).mean(1)
+
+
 REGULARIZERS = {"tv": total_variation, "tikhonov": tikhonov}
