@@ -312,7 +312,8 @@ def write_report(args, size: dict, rows: list[dict], stages: Stages) -> None:
         "",
         f"`{command.strip()}` — {'quick smoke run' if args.quick else 'full run'}: "
         f"{size['n_train']} training / {size['n_val']} validation samples "
-        f"({', '.join(TRAIN_FAMILIES)}), {size['epochs']} epoch(s) of `{RECIPE}` per network, "
+        f"({', '.join(TRAIN_FAMILIES)}), {size['epochs']} epoch(s) of `{RECIPE}` per network "
+        f"(noise augmentation `{TRAIN_AUGMENT}`), "
         f"{size['n_test']} test samples (half {' + '.join(UNSEEN_TEST_FAMILIES)}: families never "
         f"seen in training; half {' + '.join(SEEN_TEST_FAMILIES)} with new seeds) simulated with "
         f"8th-order / 40-cell-PML numerics (training and FWI: 4th order / 20 cells) plus "
