@@ -45,6 +45,11 @@ class Simulation(BaseModel):
             without internal sub-stepping for 4th order (critical ~0.87).
         source_scale: factor multiplying the unit-peak Ricker before injection; sets the
             amplitude convention of synthetic gathers (see docs/physics.md).
+        gradient_interval: propagator time steps between contributions to the velocity
+            gradient (deepwave's ``model_gradient_sampling_interval``; only gradients change).
+            1 samples every step; None picks the largest interval that still samples the
+            wavefields above twice ``GRADIENT_BAND_FACTOR`` x the wavelet's peak frequency
+            (``gradient_interval_for``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +62,7 @@ class Simulation(BaseModel):
     internal_dt: float | None = Field(None, gt=0)
     courant_number: float = Field(0.7, gt=0)
     source_scale: float = 1.0
+    gradient_interval: int | None = Field(None, ge=1)
 
 
 class Survey(BaseModel):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from seisinv.errors import ConfigError, DataError, SeisinvError
-from seisinv.physics.grid import internal_velocity, plan_grid
+from seisinv.physics.grid import gradient_interval_for, internal_velocity, plan_grid
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
 from seisinv.survey import Survey
@@ -148,12 +148,16 @@ def simulate(
     v_int = internal_velocity(v, survey, plan)
     k = plan.time_factor
     nt_int = (survey.nt - 1) // k + 2  # one sample past the record end for interpolation
+    # deepwave needs the gradient sampling interval to divide its step count (nt_int): pad with
+    # zero-source steps past the record end (their output is dropped).
+    grad_interval = gradient_interval_for(survey, survey.dt * k)
+    nt_int = -(-nt_int // grad_interval) * grad_interval
 
     # deepwave injects -(v dt)^2 f; OpenFWI (and devito) inject +(v dt)^2 s, so flip the sign.
     # A coarse cell spreads the same source over c^2 survey cells: divide by c^2 so the
     # wavefield amplitude does not depend on the grid.
     scale = -sim.source_scale / plan.coarsen**2
-    w_int = F.pad(w, (0, k))[:, ::k][:, :nt_int]
+    w_int = F.pad(w, (0, k * nt_int))[:, ::k][:, :nt_int]
     amplitudes = (scale * w_int).repeat(n, 1).unsqueeze(1)  # (n*shots, 1, nt_int)
     loc_dtype = torch.float32 if plan.off_node else torch.long
     src = torch.as_tensor(plan.source_positions[shot_ids], device=dev)
@@ -179,6 +183,7 @@ def simulate(
             pml_freq=survey.frequency,
             max_vel=max_vel,
             courant_number=sim.courant_number,
+            model_gradient_sampling_interval=grad_interval,
         )
     data = _resample_time(out[-1], k, survey.nt)  # (n*shots, receivers, nt): time last
     return data.reshape(n, n_shots, survey.n_receivers, survey.nt).transpose(2, 3).contiguous()

@@ -136,3 +136,23 @@ def internal_velocity(v: torch.Tensor, survey: Survey, plan: GridPlan) -> torch.
     if any(plan.pad):
         x = F.pad(x, (left, right, top, bottom), mode="replicate")
     return x.squeeze(1)
+
+
+# A Ricker wavelet's spectrum is below 1e-3 of its peak above ~3x its peak frequency.
+GRADIENT_BAND_FACTOR = 3.0
+
+
+def gradient_interval_for(survey: Survey, step_dt: float) -> int:
+    """Propagator steps between gradient contributions for ``survey`` at time step ``step_dt`` (s).
+
+    ``survey.simulation.gradient_interval`` when set; otherwise (None) the largest interval whose
+    sampling rate exceeds twice the wavefields' highest frequency, taken as
+    ``GRADIENT_BAND_FACTOR`` x the wavelet's peak frequency (the rate deepwave documents as
+    sufficient for the correlation integral of two band-limited fields).
+    """
+    fixed = survey.simulation.gradient_interval
+    if fixed is not None:
+        return fixed
+    highest = GRADIENT_BAND_FACTOR * survey.frequency
+    return max(1, int(1.0 / (2.0 * highest * step_dt)))
+
