@@ -80,46 +80,45 @@ def test_gradient_matches_finite_difference(tiny_survey):
     assert analytic == pytest.approx(numeric, rel=0.05)
 
 
+def _misfit_gradient_and_gathers(survey, wavelet=None):
+    """L2-misfit gradient at a 2700 m/s start against a two-layer model's data, and the start's
+    gathers, on ``survey`` (its own gradient sampling) and on a copy sampling every step."""
+    every_step = survey.replace(
+        simulation=survey.simulation.model_copy(update={"gradient_interval": 1}))
+    true = torch.full((1, *survey.velocity_shape), 2500.0)
+    true[:, 14:] = 3200.0
+    observed = simulate(true, survey, device="cpu", wavelet=wavelet)
+    results = []
+    for setting in (survey, every_step):
+        v = torch.full_like(true, 2700.0, requires_grad=True)
+        simulated = simulate(v, setting, device="cpu", wavelet=wavelet)
+        (simulated - observed).pow(2).sum().backward()
+        results.append((v.grad, simulated.detach()))
+    return results
+
+
 def test_sparse_gradient_sampling_matches_every_step_gradient(tiny_survey):
     """The default (None) samples the gradient integral every few steps (11 at 1 ms and 15 Hz);
     the gathers are unchanged and the gradient matches the every-step gradient."""
     from seisinv.physics.grid import gradient_interval_for
 
     assert gradient_interval_for(tiny_survey, tiny_survey.dt) == 11
-    every_step = tiny_survey.replace(
-        simulation=tiny_survey.simulation.model_copy(update={"gradient_interval": 1}))
-    true = torch.full((1, *tiny_survey.velocity_shape), 2500.0)
-    true[:, 14:] = 3200.0
-    observed = simulate(true, tiny_survey, device="cpu")
-    gradients, gathers = [], []
-    for survey in (tiny_survey, every_step):
-        v = torch.full_like(true, 2700.0, requires_grad=True)
-        simulated = simulate(v, survey, device="cpu")
-        (simulated - observed).pow(2).sum().backward()
-        gradients.append(v.grad)
-        gathers.append(simulated.detach())
-    torch.testing.assert_close(gathers[0], gathers[1], rtol=0, atol=0)
-    assert _relative_l2(gradients[1], gradients[0]) < 2e-3
-    assert gradients[1].abs().max() > 0
+    (sparse, gathers), (every, every_gathers) = _misfit_gradient_and_gathers(tiny_survey)
+    torch.testing.assert_close(gathers, every_gathers, rtol=0, atol=0)
+    assert _relative_l2(every, sparse) < 2e-3
+    assert every.abs().max() > 0
 
 
 def test_gradient_sampling_follows_a_custom_wavelets_band(tiny_survey):
     """A 40 Hz wavelet passed to simulate has energy up to ~127 Hz: the interval shrinks to 3
     (11 would alias), and the gradient still matches the every-step one."""
+    from seisinv.physics.grid import gradient_interval_for
     from seisinv.physics.wavelet import survey_wavelet
 
     wavelet = survey_wavelet(tiny_survey.replace(frequency=40.0))
-    every_step = tiny_survey.replace(
-        simulation=tiny_survey.simulation.model_copy(update={"gradient_interval": 1}))
-    true = torch.full((1, *tiny_survey.velocity_shape), 2500.0)
-    true[:, 14:] = 3200.0
-    observed = simulate(true, tiny_survey, device="cpu", wavelet=wavelet)
-    gradients = []
-    for survey in (tiny_survey, every_step):
-        v = torch.full_like(true, 2700.0, requires_grad=True)
-        (simulate(v, survey, device="cpu", wavelet=wavelet) - observed).pow(2).sum().backward()
-        gradients.append(v.grad)
-    assert _relative_l2(gradients[1], gradients[0]) < 2e-3
+    assert gradient_interval_for(tiny_survey, tiny_survey.dt, wavelet) == 3
+    (sparse, _), (every, _) = _misfit_gradient_and_gathers(tiny_survey, wavelet)
+    assert _relative_l2(every, sparse) < 2e-3
 
 
 def test_direct_wave_matches_analytic_2d_solution():

@@ -10,12 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from seisinv.errors import ConfigError, DataError, SeisinvError
-from seisinv.physics.grid import (
-    gradient_interval_for,
-    internal_velocity,
-    plan_grid,
-    wavelet_highest_frequency,
-)
+from seisinv.physics.grid import gradient_interval_for, internal_velocity, plan_grid
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
 from seisinv.survey import Survey
@@ -155,8 +150,7 @@ def simulate(
     nt_int = (survey.nt - 1) // k + 2  # one sample past the record end for interpolation
     # deepwave needs the gradient sampling interval to divide its step count (nt_int): pad with
     # zero-source steps past the record end (their output is dropped).
-    highest = None if wavelet is None else wavelet_highest_frequency(w, survey.dt)
-    grad_interval = gradient_interval_for(survey, survey.dt * k, highest)
+    grad_interval = gradient_interval_for(survey, survey.dt * k, None if wavelet is None else w)
     nt_int = -(-nt_int // grad_interval) * grad_interval
 
     # deepwave injects -(v dt)^2 f; OpenFWI (and devito) inject +(v dt)^2 s, so flip the sign.

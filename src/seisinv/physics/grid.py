@@ -142,19 +142,23 @@ def internal_velocity(v: torch.Tensor, survey: Survey, plan: GridPlan) -> torch.
 GRADIENT_BAND_FACTOR = 3.0
 
 
-def gradient_interval_for(survey: Survey, step_dt: float, highest_hz: float | None = None) -> int:
+def gradient_interval_for(survey: Survey, step_dt: float,
+                          wavelet: torch.Tensor | None = None) -> int:
     """Propagator steps between gradient contributions for ``survey`` at time step ``step_dt`` (s).
 
     ``survey.simulation.gradient_interval`` when set; otherwise (None) the largest interval whose
-    sampling rate exceeds twice the wavefields' highest frequency: ``highest_hz`` (a custom
-    wavelet's band, ``wavelet_highest_frequency``) or ``GRADIENT_BAND_FACTOR`` x the survey's
-    Ricker peak frequency. That rate is what deepwave documents as sufficient for the
-    correlation integral of two band-limited fields.
+    sampling rate exceeds twice the wavefields' highest frequency: that of ``wavelet`` (a custom
+    ``(..., nt)`` source at the survey's ``dt``, ``wavelet_highest_frequency``) or
+    ``GRADIENT_BAND_FACTOR`` x the survey's Ricker peak frequency. That rate is what deepwave
+    documents as sufficient for the correlation integral of two band-limited fields.
     """
     fixed = survey.simulation.gradient_interval
     if fixed is not None:
         return fixed
-    highest = highest_hz if highest_hz is not None else GRADIENT_BAND_FACTOR * survey.frequency
+    if wavelet is None:
+        highest = GRADIENT_BAND_FACTOR * survey.frequency
+    else:
+        highest = wavelet_highest_frequency(wavelet, survey.dt)
     return max(1, int(1.0 / (2.0 * highest * step_dt)))
 
 
@@ -162,7 +166,8 @@ def wavelet_highest_frequency(wavelet: torch.Tensor, dt: float, floor: float = 1
     """Highest frequency (Hz) where any of ``wavelet``'s ``(..., nt)`` amplitude spectra exceeds
     ``floor`` x its peak (3.2x the peak frequency for a Ricker)."""
     with torch.no_grad():
-        spectrum = torch.fft.rfft(wavelet.detach().double(), dim=-1).abs().reshape(-1, wavelet.shape[-1] // 2 + 1)
+        spectrum = torch.fft.rfft(wavelet.detach().double(), dim=-1).abs()
+        spectrum = spectrum.reshape(-1, spectrum.shape[-1])
         strong = spectrum > floor * spectrum.amax(dim=-1, keepdim=True).clamp_min(1e-300)
         index = int(torch.nonzero(strong.any(dim=0)).max()) if strong.any() else 0
     return max(1, index) / (wavelet.shape[-1] * dt)
