@@ -181,7 +181,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
 
     model = BoundedModel(start, survey.vmin, survey.vmax, config.model_coarsen,
                          config.bound_margin).to(device)
-    prior = model().detach() / span  # the start as the model represents it, dimensionless
+    # The start as the model represents it (dimensionless), for the pull toward it.
+    prior = model().detach() / span if config.prior_weight > 0 else None
     misfits: list[np.ndarray] = []
     bands: list[float] = []
     maes: list[np.ndarray] = []
