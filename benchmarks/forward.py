@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+from timing import timed
 
 from seisinv.geology import generate_velocity
 from seisinv.physics import simulate, survey_wavelet
@@ -42,13 +43,8 @@ def relative_l2(reference: np.ndarray, other: np.ndarray) -> float:
 def timed_simulate(velocity: np.ndarray, survey: Survey, device: str) -> tuple[float, np.ndarray]:
     """Seconds for one batched ``simulate`` call (after a warm-up) and its gathers."""
     simulate(velocity[:1], survey.replace(nt=min(survey.nt, 50)), device=device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    gathers = simulate(velocity, survey, device=device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, gathers.cpu().numpy()
+    gathers, seconds = timed(lambda: simulate(velocity, survey, device=device), device)
+    return seconds, gathers.cpu().numpy()
 
 
 def report(label: str, survey: Survey, samples: int, seconds: float) -> None:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
+from timing import timed
 
 
 def run(args) -> int:
@@ -47,22 +47,13 @@ def run(args) -> int:
     n, iters = (1, 3) if args.quick else (args.samples, args.iters)
     truth = generate_velocity(args.family, n, survey, seed=args.seed).astype(np.float32)
 
-    def timed(action):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        value = action()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return value, time.perf_counter() - started
-
-    observed, full_s = timed(lambda: simulate(truth, full_grid, device=device))
-    _, coarse_s = timed(lambda: simulate(truth, survey, device=device))
+    observed, full_s = timed(lambda: simulate(truth, full_grid, device=device), device)
+    _, coarse_s = timed(lambda: simulate(truth, survey, device=device), device)
     start = np.stack([smooth_model(survey, v, args.start_smoothing) for v in truth])
     config = FwiConfig(iters=iters, lr=args.lr, bands=(8.0, 15.0, 0.0) if iters >= 3 else (),
                        misfit="l2", smooth_sigma=4.0, batch_size=n, device=str(device),
                        prior_weight=args.prior_weight)
-    result, fwi_s = timed(lambda: invert(observed, start, survey, config))
+    result, fwi_s = timed(lambda: invert(observed, start, survey, config), device)
 
     mape0, mape1 = (100 * mape_per_sample(m, truth) for m in (start, result.velocity))
     mae0, mae1 = (1000 * mae_per_sample(m, truth) for m in (start, result.velocity))

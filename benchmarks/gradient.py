@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+
+from timing import timed
 
 
 def measure(survey, intervals, batch: int, repeats: int, device) -> None:
@@ -43,13 +44,11 @@ def measure(survey, intervals, batch: int, repeats: int, device) -> None:
         times = []
         for _ in range(repeats):
             v = start.clone().requires_grad_(True)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            (simulate(v, setting, device=device) - observed).pow(2).sum().backward()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - started)
+            _, seconds = timed(
+                lambda v=v, setting=setting:
+                (simulate(v, setting, device=device) - observed).pow(2).sum().backward(),
+                device)
+            times.append(seconds)
         grad = v.grad.double().cpu()
         reference = grad if reference is None else reference
         best = min(times)
