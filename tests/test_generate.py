@@ -426,7 +426,8 @@ def test_unwritable_output_and_full_disk_are_clear_errors(tmp_path, small, monke
 
     with monkeypatch.context() as patch:
         patch.setattr(job_module, "record_chunk", full_disk)
-        with pytest.raises(SeisinvError, match="No space left.*rerun the same command"):
+        with pytest.raises(SeisinvError, match="disk full while writing .*full; 0 of 2 samples are complete and will "
+                           "not be redone"):
             run_generate(spec, tmp_path / "full", device="cpu", show_progress=False)
     assert run_generate(spec, tmp_path / "full", device="cpu", show_progress=False).written == 2
 
@@ -471,7 +472,9 @@ def test_simulate_to_npy_resumes_after_interruption(tmp_path, small, monkeypatch
     assert report.skipped == 2 and report.written == 3
     np.testing.assert_allclose(np.load(tmp_path / "g.npy"), reference, rtol=1e-5,
                                atol=1e-6 * np.abs(reference).max())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "maps.npy"]
+    # Nothing left but the output, its input and its provenance record (seisinv.outdir).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.npy.provenance.json", "g.npy",
+                                                          "maps.npy"]
 
 
 def test_changed_mix_from_maps_are_refused_on_rerun(tmp_path, small):

@@ -21,3 +21,15 @@ class ConfigError(SeisinvError):
 
 class CheckpointError(SeisinvError):
     """A checkpoint is missing, corrupted, or does not match the model it is loaded into."""
+
+
+class ArgumentError(SeisinvError):
+    """A function argument (a CLI flag) with an unusable value.
+
+    The message starts with the Python argument name (``limit -2: ...``); ``argument`` holds that
+    name so the CLI can show it as its flag (``--limit -2: ...``).
+    """
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument

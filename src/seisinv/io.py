@@ -7,9 +7,11 @@ even if the process is killed mid-write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +104,51 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
         raise DataError(f"{path}: file not found") from None
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the OS errors of a full disk or an exhausted quota."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def preallocate(path: str | os.PathLike, size: int | None = None) -> None:
+    """Reserve the disk blocks of ``path`` up to ``size`` bytes (default: its current size).
+
+    A memory-mapped file is sparse until written; if the disk fills up meanwhile, writing
+    through the map kills the process with SIGBUS. Reserving the blocks first turns that into an
+    ``OSError(ENOSPC)`` here, before any sample is computed.
+
+    Raises:
+        OSError: ``errno.ENOSPC`` when the disk cannot hold ``size`` bytes.
+    """
+    size = os.stat(path).st_size if size is None else size
+    if size <= 0:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        # No fallocate on this file system: at least refuse when the space is plainly missing.
+        allocated = os.fstat(fd).st_blocks * 512
+        if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < size - allocated:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+    finally:
+        os.close(fd)
+
+
+def disk_full_error(
+    exc: OSError, target: str | os.PathLike, done: int, total: int, argument: str = "out"
+):
+    """The one-line error of a write that failed for ``exc`` while ``done`` of ``total`` samples
+    were complete (an ``seisinv.outdir.OutputError`` naming ``argument``)."""
+    from seisinv.outdir import OutputError
+
+    if is_disk_full(exc):
+        what = f"disk full while writing {target}"
+    else:
+        what = f"{argument} {target}: cannot write {exc.filename or target} ({exc.strerror or exc})"
+    return OutputError(
+        f"{what}; {done} of {total} samples are complete and will not be redone (rerun the same "
+        "command to finish)", argument)

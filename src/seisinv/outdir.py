@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import ArgumentError
 
 LOCK_NAME = ".seisinv-lock"
 RECORD_NAME = "provenance.json"
@@ -57,13 +57,12 @@ RECORD_FORMAT = 1
 _HELD: dict[Path, list] = {}
 
 
-class OutputError(SeisinvError):
+class OutputError(ArgumentError):
     """An output path that cannot be used: locked, overlapping an input, foreign, or made by
     other inputs/settings. ``argument`` is the Python argument it concerns (``out``)."""
 
     def __init__(self, message: str, argument: str = "out") -> None:
-        super().__init__(message)
-        self.argument = argument
+        super().__init__(message, argument)
 
 
 class LockedError(OutputError):
@@ -483,8 +482,8 @@ def claim_output(
                     raise OutputError(
                         f"{argument} {out}: was made from other inputs or settings: "
                         f"{_describe(earlier, _plain(provenance), changed)}; rerun with the same "
-                        "ones to resume, choose another output, or pass overwrite to start "
-                        "again", argument)
+                        "ones to resume, choose another output, or pass overwrite=True to "
+                        "start again", argument)
                 clear_output(out, is_file)
             if changed or read_record(out, is_file) is None:
                 record(out, provenance, command, is_file)

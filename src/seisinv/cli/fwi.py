@@ -22,13 +22,17 @@ Examples:
 def _bands(text: str) -> tuple[float, ...]:
     from seisinv.errors import ConfigError
 
+    expected = ("expected comma-separated corner frequencies in Hz, low to high (0 = unfiltered, "
+                "last), e.g. 8,15,0")
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        corners = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ConfigError(
-            f"--bands {text!r}: expected comma-separated corner frequencies in Hz, low to high "
-            "(0 = unfiltered), e.g. 8,15,0"
-        ) from None
+        raise ConfigError(f"--bands {text!r}: {expected}") from None
+    limited = [c for c in corners if c != 0]
+    if (any(c < 0 for c in corners) or limited != sorted(set(limited))
+            or 0 in corners[:len(limited)]):
+        raise ConfigError(f"--bands {text!r}: {expected}")
+    return corners
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +82,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, "--limit", help="Only the first N samples."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="--out was made from other data, start or settings: "
+            "delete it and start again (default: refuse, naming the difference)."),
     ) -> None:
         """Full-waveform inversion of every sample of --data from --init; writes the refined
         velocity as a prediction directory, per-sample misfit histories (fwi/<id>.json, .csv) and
@@ -98,7 +105,7 @@ def register(app: typer.Typer) -> None:
         })
         summary = run_fwi([str(d) for d in data], survey, init, out, config, limit=limit,
                           smooth_sigma_m=start_smoothing, simulation_coarsen=coarsen,
-                          show_progress=progress)
+                          show_progress=progress, overwrite=overwrite)
         Console(stderr=True).print(
             f"fwi: inverted {len(summary.inverted)} sample(s), {len(summary.skipped)} already done, "
             f"{summary.wall_s:.1f} s -> {out} (convergence.png, fwi/<id>.json)"

@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
             "the PNG file --out.",
         ),
         examples: int = typer.Option(4, "--examples", help="Examples per family in a preview."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="--out holds a run with other arguments: delete it and "
+            "start again (default: refuse, naming the difference)."),
     ) -> None:
         """Generate a synthetic dataset (velocity families + forward modelling) in the survey's
         native layout, resumable and shardable; or, with --preview, a PNG of family examples."""
@@ -82,7 +85,8 @@ def register(app: typer.Typer) -> None:
             vrange=_vrange(vmin, vmax, the_survey),
             mix_from=str(mix_from) if mix_from is not None else None,
         )
-        report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch)
+        report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch,
+                              overwrite=overwrite)
         console.print(
             f"{out}: {report.written} samples written, {report.skipped} already present "
             f"({rate_text(report.written, report.seconds) or 'nothing to do'}); manifest lists "
@@ -101,6 +105,9 @@ def register(app: typer.Typer) -> None:
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         batch: int = typer.Option(None, "--batch", help="Samples per physics call (auto)."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="--out was simulated from other maps or another survey: "
+            "delete it and start again (default: refuse, naming the difference)."),
     ) -> None:
         """Forward-model velocity maps you already have into shot gathers in the survey's layout."""
         from rich.console import Console
@@ -111,7 +118,8 @@ def register(app: typer.Typer) -> None:
 
         if not models.exists():
             raise SeisinvError(f"{models}: no such file or folder")
-        report = run_simulate(models, load_survey(survey), out, device=device, batch=batch)
+        report = run_simulate(models, load_survey(survey), out, device=device, batch=batch,
+                              overwrite=overwrite)
         Console(stderr=True).print(
             f"{out}: gathers for {report.written} maps written, {report.skipped} already present "
             f"({rate_text(report.written, report.seconds) or 'nothing to do'})"

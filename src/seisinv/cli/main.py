@@ -48,13 +48,44 @@ for _name in COMMAND_MODULES:
 err_console = Console(stderr=True)
 
 
+def renamed(exc: SeisinvError, argument: str, flag: str) -> SeisinvError:
+    """``exc`` with the library argument ``argument`` at its start shown as the CLI's ``flag``
+    (for a flag whose name differs from the Python argument: ``path`` -> ``--out``)."""
+    text = str(exc)
+    if getattr(exc, "argument", None) == argument and text.startswith(f"{argument} "):
+        exc = SeisinvError(f"{flag} {text[len(argument) + 1:]}")
+    return exc
+
+
+def flag_message(exc: BaseException) -> str:
+    """The one-line text of a library error, with a Python argument name shown as its flag
+    (``out /x: ...`` -> ``--out /x: ...``) and OS errors (disk full, permissions) without a
+    traceback."""
+    if isinstance(exc, OSError) and not isinstance(exc, SeisinvError):
+        import errno
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"disk full while writing {exc.filename or 'the output'}; finished samples "
+                    "are kept and will not be redone when the same command is rerun")
+        return f"{where}{exc.strerror or exc}"
+    text = str(exc)
+    argument = getattr(exc, "argument", None)
+    if argument and text.startswith(f"{argument} "):
+        text = f"--{argument.replace('_', '-')} " + text[len(argument) + 1:]
+        text = text.replace("pass overwrite=True", "pass --overwrite")
+    return text
+
+
 def main() -> None:
-    """Run the CLI, turning ``SeisinvError`` into a one-line message and exit status 1."""
+    """Run the CLI, turning ``SeisinvError`` (and ``OSError``: disk full, permissions) into a
+    one-line message and exit status 1."""
     try:
         app()
-    except SeisinvError as exc:
+    except (SeisinvError, OSError) as exc:
         # The message is plain text: brackets in it (``--set 'data.train=[DIR]'``) are not markup.
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(flag_message(exc))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(1)
 
 

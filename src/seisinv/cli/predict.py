@@ -52,6 +52,11 @@ def register(app: typer.Typer) -> None:
         weights: str = typer.Option("ema", "--weights", help="ema (default) or model."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         batch: int = typer.Option(16, "--batch", help="Samples per model call."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite",
+            help="--out holds predictions of other data, checkpoint or settings: delete them "
+            "and start again (default: refuse, naming the difference).",
+        ),
     ) -> None:
         """Predict velocity maps (survey units) for every sample of --data with a trained model."""
         from rich.console import Console
@@ -61,14 +66,24 @@ def register(app: typer.Typer) -> None:
         if (run is None) == (checkpoint is None):
             raise SeisinvError("give exactly one of --run RUN_DIR or --checkpoint DIR")
         from seisinv.data import open_dataset
-        from seisinv.inference.predict import open_prediction_store, parse_tta, predict
+        from seisinv.inference.predict import (
+            open_prediction_store,
+            parse_tta,
+            predict,
+            prediction_provenance,
+        )
+        from seisinv.outdir import check_out_not_inside_inputs, claim_output
         from seisinv.training import load_run
 
         names = parse_tta(tta)
+        check_out_not_inside_inputs(out, [data, run or checkpoint])
         loaded = load_run(run or checkpoint, which=weights, device=device)
         source = open_dataset(data, loaded.survey)
-        store = open_prediction_store(out, loaded, names)
-        done = predict(loaded, source, store, tta=names, batch=batch)
+        provenance = prediction_provenance(loaded, data, names)
+        with claim_output(out, "seisinv predict", provenance, inputs=[data, run or checkpoint],
+                          overwrite=overwrite):
+            store = open_prediction_store(out, loaded, names)
+            done = predict(loaded, source, store, tta=names, batch=batch)
         Console(stderr=True).print(
             f"predicted {done} sample(s) ({len(source) - done} already done) with "
             f"{loaded.checkpoint} ({loaded.which} weights), tta={','.join(names) or 'none'} -> {out}",
@@ -89,6 +104,9 @@ def register(app: typer.Typer) -> None:
         ),
         metric: str = typer.Option("mae", "--metric", help="Metric the weight fit minimises: mae, mse, mape."),
         per_family: bool = typer.Option(False, "--per-family", help="Fit one weight vector per family."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="--out was combined from other members or settings: "
+            "delete it and start again (default: refuse, naming the difference)."),
     ) -> None:
         """Combine prediction directories sample by sample; the spread across members is kept."""
         from rich.console import Console
@@ -124,12 +142,18 @@ def register(app: typer.Typer) -> None:
         elif weights is not None or fit_on is not None or plan_file is not None:
             raise SeisinvError("--weights / --fit-on / --plan only apply to --method weighted")
         info = {"members": [str(m) for m in members], **plan.to_dict()}
-        out_store = PredictionStore(
-            out, stores[0].survey, source=f"ensemble {method} of {len(stores)}", info=info
-        )
-        out_store.refuse_other_settings(info, "two ensembles")
-        write_json(out / "ensemble.json", info)
-        done = ensemble_stores(stores, out_store, plan, families)
+        from seisinv.outdir import claim_output, dataset_identity
+
+        provenance = {"members": dataset_identity(members), "plan": info,
+                      "fit_on": dataset_identity(fit_on) if fit_on is not None else None}
+        with claim_output(out, "seisinv ensemble", provenance, overwrite=overwrite,
+                          inputs=[*members, fit_on, plan_file]):
+            out_store = PredictionStore(
+                out, stores[0].survey, source=f"ensemble {method} of {len(stores)}", info=info
+            )
+            out_store.refuse_other_settings(info, "two ensembles")
+            write_json(out / "ensemble.json", info)
+            done = ensemble_stores(stores, out_store, plan, families)
         if plan.weights:
             for family, w in plan.weights.items():
                 label = "all families" if family == "*" else family
@@ -158,8 +182,14 @@ def register(app: typer.Typer) -> None:
 
         store = PredictionStore(predictions)
         expected = None if ids_from is None else open_dataset(ids_from, store.survey).ids
+        from seisinv.cli.main import renamed
+        from seisinv.errors import SeisinvError
+
         mapping = StoreMapping(store)
-        path = write_submission(fmt, out, mapping, store.survey, expected)
+        try:
+            path = write_submission(fmt, out, mapping, store.survey, expected)
+        except SeisinvError as exc:
+            raise renamed(exc, "path", "--out") from None
         note = "" if expected is not None else " (ids not checked: pass --ids-from TEST_DIR)"
         console = Console(stderr=True)
         console.print(f"wrote {path}: {len(mapping)} sample(s), format {fmt}{note}", markup=False)

@@ -67,7 +67,15 @@ def register(app: typer.Typer) -> None:
         def echo(line: str) -> None:
             console.print(line, markup=False, highlight=False)
 
-        result = train(cfg, run_dir, resume=resume, echo=echo if main else None)
+        from contextlib import nullcontext
+
+        from seisinv.outdir import check_out_not_inside_inputs, lock_output
+
+        # One trainer per run folder; torchrun's other ranks write nothing there.
+        check_out_not_inside_inputs(run_dir, [*cfg.data.train, *cfg.data.val])
+        lock = lock_output(run_dir, "seisinv train") if main else nullcontext()
+        with lock:
+            result = train(cfg, run_dir, resume=resume, echo=echo if main else None)
         if main:
             best = (
                 ""

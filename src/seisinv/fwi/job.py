@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.errors import ConfigError, DataError
+from seisinv.errors import ArgumentError, ConfigError, DataError
 from seisinv.fwi.config import FwiConfig
 from seisinv.fwi.initial import gradient_model, initial_from_store, smooth_model
 from seisinv.fwi.invert import Forward, FwiResult, invert
-from seisinv.io import atomic_open, write_json
+from seisinv.io import atomic_open, disk_full_error, write_json
 from seisinv.survey import Survey, load_survey
 
 
@@ -99,7 +99,8 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             limit: int | None = None, smooth_sigma_m: float = 0.0,
             simulation_coarsen: int | None = None,
             forward: Forward | None = None, show_progress: bool = True,
-            on_sample: Callable[[str], None] | None = None) -> FwiJobSummary:
+            on_sample: Callable[[str], None] | None = None,
+            overwrite: bool = False) -> FwiJobSummary:
     """Invert every sample of ``data`` (resumable) and write a prediction store to ``out``.
 
     Args:
@@ -116,6 +117,8 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
         forward: forward model override (tests).
         show_progress: draw the progress bar.
         on_sample: called with each id once its result is written.
+        overwrite: ``out`` was made from other data, start or settings: delete it and start
+            again (default: refuse, naming the difference; see ``seisinv.outdir``).
 
     Returns:
         A ``FwiJobSummary``.
@@ -123,20 +126,45 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
     import time
 
     from seisinv.data import open_dataset
-    from seisinv.inference.store import PredictionStore
-    from seisinv.runtime import progress_bar
+    from seisinv.outdir import claim_output, dataset_identity
 
     started = time.perf_counter()
+    if limit is not None and limit < 1:
+        raise ArgumentError(f"limit {limit}: must be at least 1 (or None for every sample)",
+                            "limit")
     survey = load_survey(survey)
     source = open_dataset(data, survey)
     indices = list(range(len(source)))[:limit]
     if not indices:
         raise DataError(f"{data}: no samples to invert")
     out = Path(out)
+    inputs = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    settings = {"config": config.model_dump(exclude={"device"}), "init": str(init),
+                "smooth_sigma_m": smooth_sigma_m, "simulation_coarsen": simulation_coarsen}
+    init_dir = None if init in ("smooth", "gradient") else init
+    provenance = {**settings, "data": dataset_identity(inputs), "survey": survey.to_dict(),
+                  "init_files": dataset_identity(init_dir) if init_dir else None}
+    with claim_output(out, "seisinv fwi", provenance, inputs=[*inputs, init_dir],
+                      overwrite=overwrite):
+        try:
+            return _invert_into(out, source, survey, init, config, indices, settings,
+                                smooth_sigma_m, simulation_coarsen, forward, show_progress,
+                                on_sample, started)
+        except OSError as exc:
+            done = sum((out / "velocity" / f"{source.ids[i]}.npy").exists() for i in indices)
+            raise disk_full_error(exc, out, done, len(indices)) from None
+
+
+def _invert_into(out, source, survey, init, config, indices, settings, smooth_sigma_m,
+                 simulation_coarsen, forward, show_progress, on_sample, started) -> FwiJobSummary:
+    import time
+
+    from seisinv.inference.store import PredictionStore
+    from seisinv.runtime import progress_bar
+
     store = PredictionStore(out, survey, source=f"seisinv fwi --init {init}")
-    write_json(out / "fwi_config.json", {"config": config.model_dump(), "init": str(init),
-                                         "smooth_sigma_m": smooth_sigma_m,
-                                         "simulation_coarsen": simulation_coarsen})
+    if not (out / "fwi_config.json").exists():  # recorded once; provenance.json guards it
+        write_json(out / "fwi_config.json", settings)
     simulated_survey = survey
     if simulation_coarsen is not None:
         simulated_survey = survey.replace(simulation=survey.simulation.model_copy(

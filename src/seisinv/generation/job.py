@@ -36,7 +36,14 @@ from seisinv.generation.writers import (
     write_sample_folder,
 )
 from seisinv.geology import check_family, check_vrange, resolve_family, sample_seed, velocity_sample
-from seisinv.io import write_yaml
+from seisinv.io import disk_full_error, write_yaml
+from seisinv.outdir import (
+    LOCK_NAME,
+    check_out_not_inside_inputs,
+    clear_output,
+    lock_output,
+    refuse_foreign,
+)
 from seisinv.survey import Survey, survey_from_dict
 
 SPEC_FILE = "generate.yaml"
@@ -171,15 +178,20 @@ def _open_pool(spec: GenerateSpec) -> VelocityMaps | None:
     return pool
 
 
-def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = None) -> None:
+def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = None,
+                   overwrite: bool = False) -> None:
     """Create ``out`` (or check it is this job's earlier output) and record survey and spec.
 
     Raises:
         SeisinvError: ``out`` is not a writable folder, holds something else, or holds a run
-            made with different arguments (the message lists them).
+            made with different arguments (the message lists them) and ``overwrite`` is False
+            (True deletes the earlier output and starts again).
     """
     if out.exists() and not out.is_dir():
         raise SeisinvError(f"--out {out}: exists and is not a folder")
+    # Before anything is created in it: a foreign folder gets no .progress/ stub.
+    if out.is_dir() and not (out / SPEC_FILE).exists() and not (out / SURVEY_FILE).exists():
+        refuse_foreign(out, "seisinv generate", own=(PROGRESS_DIR,))
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / PROGRESS_DIR).mkdir(exist_ok=True)
@@ -196,12 +208,19 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
         if spec_path.exists():
             earlier = yaml.safe_load(spec_path.read_text()) or {}
             changed = [k for k in wanted if earlier.get(k) != wanted[k]]
-            if changed:
+            if changed and overwrite:
+                clear_output(out)
+                (out / PROGRESS_DIR).mkdir(exist_ok=True)
+                changed = []
+                spec_path.unlink(missing_ok=True)
+            elif changed:
                 diffs = ", ".join(f"{k}={earlier.get(k)!r} (now {wanted[k]!r})" for k in changed)
                 raise SeisinvError(
                     f"--out {out}: holds a generate run with different arguments: {diffs}; "
-                    "rerun with the same arguments to resume, or choose another --out"
+                    "rerun with the same arguments to resume, choose another --out, or pass "
+                    "--overwrite to start again"
                 )
+        if spec_path.exists():
             stored = survey_from_dict(
                 yaml.safe_load((out / SURVEY_FILE).read_text()), source=str(out / SURVEY_FILE)
             )
@@ -212,7 +231,8 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
                 )
             return
         # survey.yaml alone is a first run killed before generate.yaml was written.
-        others = [p.name for p in out.iterdir() if p.name not in (PROGRESS_DIR, SURVEY_FILE)]
+        others = [p.name for p in out.iterdir() if p.name not in (PROGRESS_DIR, SURVEY_FILE)
+                  and not p.name.startswith(LOCK_NAME)]
         if others:
             raise SeisinvError(
                 f"--out {out}: not empty and not a seisinv generate output "
@@ -250,6 +270,7 @@ def run_generate(
     shard: Shard | None = None,
     batch: int | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> GenerateReport:
     """Generate (or finish generating) ``spec`` into ``out``; see the module docstring.
 
@@ -264,11 +285,9 @@ def run_generate(
         shard: this process's part of the chunks (torchrun ranks split it further).
         batch: samples per physics call (default ``auto_batch``).
         show_progress: draw the progress bar (rank 0 only under torchrun).
+        overwrite: ``out`` holds a run with other arguments: delete it and start again.
     """
-    from rich.progress import TextColumn
-
-    from seisinv import __version__
-    from seisinv.runtime import dist_info, progress_bar, resolve_device
+    from seisinv.runtime import dist_info, resolve_device
 
     out = Path(out)
     survey = spec.survey
@@ -276,10 +295,27 @@ def run_generate(
     if batch is not None and batch < 1:
         raise SeisinvError(f"--batch must be at least 1, got {batch}")
     batch = batch or auto_batch(survey, spec.per_file)
+    if spec.mix_from is not None:
+        check_out_not_inside_inputs(out, [spec.mix_from])
     pool = _open_pool(spec)
-    prepare_output(spec, out, pool)
     dist = dist_info()
-    chunks = (shard or Shard()).chunks(spec.n_chunks, dist.rank, dist.world_size)
+    shard = shard or Shard()
+    # One lock per shard and rank: shards share the folder by design, a second copy of the same
+    # shard would delete the first one's temporary files.
+    name = f"shard{shard.k}of{shard.count}-rank{dist.rank}of{dist.world_size}"
+    with lock_output(out, "seisinv generate", name=name):
+        prepare_output(spec, out, pool, overwrite=overwrite and dist.is_main)
+        return _generate_chunks(spec, out, shard, pool, dist, device, batch, show_progress)
+
+
+def _generate_chunks(spec, out, shard, pool, dist, device, batch, show_progress):
+    from rich.progress import TextColumn
+
+    from seisinv import __version__
+    from seisinv.runtime import progress_bar
+
+    survey = spec.survey
+    chunks = shard.chunks(spec.n_chunks, dist.rank, dist.world_size)
     report = GenerateReport(out=out, total=sum(len(spec.chunk_range(c)) for c in chunks),
                             chunks=chunks)
     started = time.perf_counter()
@@ -314,10 +350,9 @@ def run_generate(
                 record_chunk(out, chunk, rows)
                 report.manifest_rows = rebuild_manifest(out)
             except OSError as exc:  # disk full, permissions, quota: the user can act on these
-                raise SeisinvError(
-                    f"--out {out}: writing chunk {chunk} failed ({exc.strerror or exc}); "
-                    "finished chunks are kept, rerun the same command to resume"
-                ) from None
+                complete = sum(len(spec.chunk_range(c)) for c in range(spec.n_chunks)
+                               if chunk_done(out, c))
+                raise disk_full_error(exc, out, complete, spec.n) from None
     report.manifest_rows = rebuild_manifest(out)
     report.seconds = time.perf_counter() - started
     return report

@@ -30,7 +30,13 @@ from seisinv.generation.writers import (
     remove_stale,
     write_sample_folder,
 )
-from seisinv.io import publish_mode, write_json
+from seisinv.io import disk_full_error, preallocate, publish_mode, write_json
+from seisinv.outdir import (
+    check_out_not_inside_inputs,
+    claim_output,
+    dataset_identity,
+    lock_output,
+)
 from seisinv.survey import Survey
 
 
@@ -57,6 +63,7 @@ def run_simulate(
     device: str = "auto",
     batch: int | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> SimulateReport:
     """Simulate the survey's gathers over every map in ``models`` and write them to ``out``.
 
@@ -67,14 +74,14 @@ def run_simulate(
         out: a ``.npy`` file for the OpenFWI layout, a folder for Speed & Structure.
         device: torch device ("auto": CUDA if present).
         batch: samples per physics call (default ``auto_batch``).
+        overwrite: ``out`` was simulated from other maps or another survey: delete it and start
+            again (default: refuse, naming the difference; see ``seisinv.outdir``).
 
     Raises:
         DataError: a map of the wrong shape, non-finite, or in the wrong units (names the file).
         SeisinvError: an output path that does not fit the layout or cannot be written.
     """
-    from rich.progress import TextColumn
-
-    from seisinv.runtime import progress_bar, resolve_device
+    from seisinv.runtime import resolve_device
 
     resolve_device(device)
     out = Path(out)
@@ -88,8 +95,26 @@ def run_simulate(
         )
     if survey.layout == "speed-structure" and out.exists() and not out.is_dir():
         raise SeisinvError(f"--out {out}: survey {survey.name!r} writes a folder per sample")
+    # Speed & Structure folders may receive their gathers in place: vp_model.npy is kept.
+    in_place = survey.layout == "speed-structure" and out.resolve() == Path(models).resolve()
+    if not in_place:
+        check_out_not_inside_inputs(out, [models])
     maps = VelocityMaps(models, survey)
     maps.check_all()
+    if in_place:
+        with lock_output(out, "seisinv simulate"):
+            return _run_simulate(maps, survey, out, device, batch, show_progress)
+    provenance = {"models": dataset_identity(models), "survey": survey.to_dict()}
+    with claim_output(out, "seisinv simulate", provenance, inputs=[models], overwrite=overwrite,
+                      is_file=survey.layout == "openfwi"):
+        return _run_simulate(maps, survey, out, device, batch, show_progress)
+
+
+def _run_simulate(maps, survey, out, device, batch, show_progress) -> SimulateReport:
+    from rich.progress import TextColumn
+
+    from seisinv.runtime import progress_bar
+
     report = SimulateReport(out=out, total=len(maps))
     started = time.perf_counter()
     bar = progress_bar(TextColumn("{task.fields[rate]}"), disable=not show_progress)
@@ -113,7 +138,7 @@ def run_simulate(
                 advance(len(maps) - len(todo), simulated=False)
                 _simulate_to_folders(maps, todo, survey, out, device, batch, advance)
     except OSError as exc:  # disk full, permissions, quota
-        raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+        raise disk_full_error(exc, out, report.written + report.skipped, len(maps)) from None
     report.seconds = time.perf_counter() - started
     return report
 
@@ -145,6 +170,12 @@ def _simulate_to_file(maps, survey, out, device, batch, advance) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         data = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
         publish_mode(partial)
+        try:  # reserve the blocks now: a full disk is an OSError here, not a SIGBUS later
+            preallocate(partial)
+        except OSError:
+            del data
+            partial.unlink(missing_ok=True)
+            raise
     advance(done, simulated=False)
     for start in range(done, n, batch):
         part = range(start, min(start + batch, n))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.io import atomic_path, publish_mode, save_npy
+from seisinv.io import atomic_path, preallocate, publish_mode, save_npy
 from seisinv.survey import Survey
 
 SHOT_PREFIX = "receiver_data_src_"
@@ -32,6 +32,9 @@ def atomic_memmap(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Itera
     holding it in memory."""
     with atomic_path(path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        # Reserve the blocks first: a full disk is then an OSError here (the temporary file is
+        # deleted) instead of a SIGBUS when a write through the map finds no block.
+        preallocate(tmp)
         yield array
         array.flush()
         del array

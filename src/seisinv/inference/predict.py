@@ -177,9 +177,36 @@ def predict(
             gathers = np.stack([source[i].gathers for i in part]).astype(np.float32, copy=False)
             velocity = predict_batch(run, gathers, part_ids, views)
             for sample_id, v in zip(part_ids, velocity, strict=True):
-                store.write(sample_id, v)
+                try:
+                    store.write(sample_id, v)
+                except OSError as exc:
+                    from seisinv.io import disk_full_error
+
+                    done = sum(store.has(i) for i in ids)
+                    raise disk_full_error(exc, store.root, done, len(ids)) from None
             bar.advance(task, len(part))
     return len(todo)
+
+
+def prediction_provenance(run, data, tta: Sequence[str]) -> dict:
+    """What a prediction directory records (``seisinv.outdir``): the input data's identity,
+    the checkpoint's checksums, the weights and the test-time augmentation.
+
+    Args:
+        run: a ``LoadedRun`` (``checkpoint``, ``which``, ``survey``).
+        data: the dataset path(s) predicted.
+        tta: augmentation names.
+    """
+    from seisinv.outdir import checkpoint_identity, dataset_identity
+
+    checkpoint = getattr(run, "checkpoint", None)
+    return {
+        "data": dataset_identity(data),
+        "checkpoint": checkpoint_identity(checkpoint) if checkpoint else None,
+        "weights": getattr(run, "which", ""),
+        "tta": list(tta),
+        "survey": run.survey.to_dict(),
+    }
 
 
 def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:

@@ -24,6 +24,7 @@ grid, and ``challenge_grid_note`` says that the challenge will not score it.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +34,7 @@ import numpy as np
 
 from seisinv.errors import DataError
 from seisinv.io import atomic_open
+from seisinv.outdir import OutputError
 from seisinv.survey import OPENFWI, SPEED_STRUCTURE, Survey
 
 FORMATS = ("speed-structure", "kaggle-gwi")
@@ -264,5 +266,19 @@ def write_submission(
             f"{reference.velocity_axes!r} (survey {reference.name!r}); the predictions are in "
             f"{survey.units} with velocity_axes {survey.velocity_axes!r} (survey {survey.name!r})"
         )
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"path {path}: is a folder; give the submission file to write",
+                          argument="path")
+    if len(predictions) == 0:
+        raise DataError(f"{path}: refusing to write an empty submission: the predictions hold "
+                        "no sample")
     writer = write_speed_structure if fmt == "speed-structure" else write_kaggle_gwi
-    return writer(path, predictions, survey, expected_ids)
+    try:
+        return writer(path, predictions, survey, expected_ids)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(f"path {path}: disk full while writing the submission; nothing "
+                              "was written", argument="path") from None
+        raise OutputError(f"path {path}: cannot write ({exc.strerror or exc})",
+                          argument="path") from None
