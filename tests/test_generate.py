@@ -299,11 +299,11 @@ def test_simulate_speed_structure_folders_in_place(tmp_path, small_ss):
 def test_simulate_rejects_wrong_units_naming_the_file(tmp_path, small, small_ss):
     maps = generate_velocity("flat", 2, small, seed=0)
     np.save(tmp_path / "kms.npy", maps / 1000.0)
-    with pytest.raises(DataError, match=r"kms\.npy.*look like km/s"):
+    with pytest.raises(DataError, match=r"kms\.npy.*looks like km/s"):
         run_simulate(tmp_path / "kms.npy", small, tmp_path / "g.npy", show_progress=False)
     (tmp_path / "s0").mkdir()
     np.save(tmp_path / "s0" / "vp_model.npy", maps[0].T.astype(np.float64))  # m/s given
-    with pytest.raises(DataError, match=r"s0/vp_model\.npy.*look like m/s"):
+    with pytest.raises(DataError, match=r"s0/vp_model\.npy.*looks like m/s"):
         run_simulate(tmp_path / "s0", small_ss, tmp_path / "o", show_progress=False)
 
 

@@ -86,7 +86,7 @@ def test_kaggle_full_openfwi_header_matches_competition(tmp_path):
         ("extra", "not in the test set: 'z'"),
         ("shape", "shape"),
         ("nan", "NaN"),
-        ("range", "outside the survey range"),
+        ("range", "outside the survey's"),
     ],
 )
 def test_writers_refuse_invalid_input_and_leave_no_file(tmp_path, small_ss, small_gwi, fmt, case, message):

@@ -161,7 +161,7 @@ def test_kaggle_gwi_workflow_with_flip_tta(openfwi, tmp_path):
     # A rerun without --tta must not report the flip-averaged maps as its own.
     rerun = runner.invoke(app, ["predict", "--run", str(openfwi["run"]), "--data", str(test),
                                 "--out", str(pred)])
-    assert rerun.exit_code != 0 and "tta ['flip'], not tta []" in str(rerun.exception)
+    assert rerun.exit_code != 0 and 'tta ["flip"] (now [])' in str(rerun.exception)
 
     csv_path = tmp_path / "submission.csv"
     output = cli("submit", pred, "--format", "kaggle-gwi", "--out", csv_path, "--ids-from", test)

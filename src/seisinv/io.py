@@ -103,7 +103,32 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        raise DataError(f"{path}: {npy_failure(path, exc)}") from None
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def npy_failure(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why ``np.load(path, allow_pickle=False)`` failed, in words a user can act on.
+
+    numpy reports any file without the ``.npy`` magic (a text or CSV file renamed ``.npy``) as
+    "pickled (object) data ... allow_pickle=", which is wrong and points toward unsafe loading.
+    """
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(len(NPY_MAGIC))
+    except OSError as err:
+        return f"cannot read ({err.strerror or err})"
+    if not start:
+        return "empty file (0 bytes), not a .npy array"
+    if start != NPY_MAGIC:
+        return (f"not a .npy file: it starts with {start!r}, not the .npy signature "
+                f"{NPY_MAGIC!r} (a text or other file renamed .npy?)")
+    if "pickled" in str(exc) or "allow_pickle" in str(exc):
+        return ("holds Python objects (dtype object), which seisinv never loads; save a numeric "
+                "array instead")
+    return f"not a readable .npy file ({exc})"
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -27,6 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from seisinv.errors import ConfigError
 
+# Velocity checks (``Survey.velocity_problems``). Values may leave [vmin, vmax] by these fractions
+# of the range: data are refused only far outside it (garbage, not a slightly wider survey),
+# while `seisinv check` reports smaller excursions (real maps touch the ends, resampled or
+# smoothed maps overshoot them slightly).
+VELOCITY_SLACK = 0.5
+CHECK_SLACK = 0.1
+# A median above this many km/s is in m/s; below this many m/s it is in km/s. Rock velocities are
+# 0.3..9 km/s, so the two unit systems never overlap around these values.
+KMS_LIMIT = 20.0
+MPS_LIMIT = 100.0
+
 
 class Simulation(BaseModel):
     """Finite-difference settings for forward modelling this survey (see ``seisinv.physics``).
@@ -187,6 +198,58 @@ class Survey(BaseModel):
     def to_mps(self) -> float:
         """Factor converting a velocity in this survey's units to m/s."""
         return 1000.0 if self.units == "km/s" else 1.0
+
+    def velocity_problems(self, velocity, slack: float = VELOCITY_SLACK) -> list[str]:
+        """What is wrong with velocity values for this survey ([] when nothing): the one
+        units and range check that readers, generation, submission and ``seisinv check`` share.
+
+        Args:
+            velocity: an array of any shape in this survey's ``units`` (axis order irrelevant).
+            slack: allowed excursion beyond ``[vmin, vmax]`` as a fraction of ``vmax - vmin``
+                (``VELOCITY_SLACK`` to accept data; ``seisinv check`` reports at
+                ``CHECK_SLACK``; submissions use a tolerance near 0).
+
+        Order of the checks: empty, NaN/Inf, non-positive, units (by the median: a median
+        below ``MPS_LIMIT`` in an m/s survey is km/s, above ``KMS_LIMIT`` in a km/s survey is
+        m/s), range (with a hint when the values are a power of ten off).
+        """
+        values = np.asarray(velocity)
+        if values.size == 0:
+            return ["holds no velocity values"]
+        finite = np.isfinite(values)
+        if not finite.all():
+            return [f"velocity contains {int(finite.size - finite.sum())} NaN/Inf values"]
+        low, high = float(values.min()), float(values.max())
+        if low <= 0:
+            return [f"velocity must be positive, found minimum {low:g}"]
+        flat = values.reshape(-1)
+        median = float(np.median(flat[:: max(1, flat.size // 4096)]))
+        expected = f"{self.vmin:g}..{self.vmax:g}"
+        if self.units == "m/s" and median < MPS_LIMIT:
+            return [f"velocity looks like km/s (values {low:.4g}..{high:.4g}, median "
+                    f"{median:.4g}); survey {self.name!r} expects m/s in {expected}: multiply "
+                    "by 1000"]
+        if self.units == "km/s" and median > KMS_LIMIT:
+            return [f"velocity looks like m/s (values {low:.4g}..{high:.4g}, median "
+                    f"{median:.4g}); survey {self.name!r} expects km/s in {expected}: divide "
+                    "by 1000"]
+        margin = slack * (self.vmax - self.vmin)
+        if low < self.vmin - margin or high > self.vmax + margin:
+            ratio = median / (0.5 * (self.vmin + self.vmax))
+            hint = (f"; the values are about {ratio:.3g} times the survey's: wrong scale or units?"
+                    if ratio > 5 or ratio < 0.2 else "")
+            return [f"velocity range {low:.4g}..{high:.4g} {self.units} outside the survey's "
+                    f"{expected} (allowed slack {margin:.3g}){hint}"]
+        return []
+
+    def check_velocity(self, velocity, where: str, slack: float = VELOCITY_SLACK) -> None:
+        """Raise ``DataError`` naming ``where`` (a file, an argument) when ``velocity_problems``
+        finds anything."""
+        problems = self.velocity_problems(velocity, slack)
+        if problems:
+            from seisinv.errors import DataError
+
+            raise DataError(f"{where}: " + "; ".join(problems))
 
     def velocity_to_disk(self, velocity: np.ndarray) -> np.ndarray:
         """(..., nz, nx) internal velocity -> the on-disk axis order (a view when possible)."""

@@ -17,20 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from seisinv.errors import DataError
-from seisinv.survey import Survey
+from seisinv.io import npy_failure
+from seisinv.survey import CHECK_SLACK, VELOCITY_SLACK, Survey
 
-# Velocities may leave the survey's nominal [vmin, vmax] by this fraction of the range before
-# `seisinv check` reports them: real OpenFWI / Speed & Structure maps touch the ends, and
-# resampled or smoothed maps overshoot them slightly.
-RANGE_SLACK = 0.1
-# The readers refuse only values far outside the range (garbage, not a slightly wider survey):
-# a reader error stops a training run in the middle of an epoch, `seisinv check` does not.
-READER_RANGE_SLACK = 0.5
-
-# A velocity whose median lies above this many km/s is in m/s; below this many m/s it is in km/s.
-# Rock velocities are 0.3..9 km/s, so the two unit systems never overlap around these values.
-KMS_LIMIT = 20.0
-MPS_LIMIT = 100.0
+# The thresholds live on the survey (``Survey.velocity_problems``), the one velocity check;
+# the names stay importable from here.
+RANGE_SLACK = CHECK_SLACK
+READER_RANGE_SLACK = VELOCITY_SLACK
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ def read_npy_header(path: str | os.PathLike) -> NpyHeader:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        raise DataError(f"{path}: {npy_failure(path, exc)}") from None
     return NpyHeader(path, tuple(shape), np.dtype(dtype), bool(fortran), offset,
                      path.stat().st_size)
 
@@ -137,24 +130,7 @@ def velocity_value_problems(
         velocity: any shape, in the units the survey expects (``survey.units``).
         slack: allowed excursion beyond ``[vmin, vmax]`` as a fraction of ``vmax - vmin``.
     """
-    finite = np.isfinite(velocity)
-    if not finite.all():
-        return [f"velocity contains {int(finite.size - finite.sum())} NaN/Inf values"]
-    # The median of a regular subsample: enough to tell units apart, 50x cheaper on 300 x 1259.
-    step = max(1, int(np.sqrt(velocity.size / 4096)))
-    median = float(np.median(velocity[..., ::step, ::step]))
-    if survey.units == "km/s" and median > KMS_LIMIT:
-        return [f"velocity looks like m/s (median {median:.4g}); survey {survey.name!r} expects "
-                f"km/s in {survey.vmin:g}..{survey.vmax:g}"]
-    if survey.units == "m/s" and median < MPS_LIMIT:
-        return [f"velocity looks like km/s (median {median:.4g}); survey {survey.name!r} expects "
-                f"m/s in {survey.vmin:g}..{survey.vmax:g}"]
-    slack = slack * (survey.vmax - survey.vmin)
-    low, high = float(velocity.min()), float(velocity.max())
-    if low < survey.vmin - slack or high > survey.vmax + slack:
-        return [f"velocity range {low:.4g}..{high:.4g} {survey.units} outside the survey's "
-                f"{survey.vmin:g}..{survey.vmax:g} (allowed slack {slack:.3g})"]
-    return []
+    return survey.velocity_problems(velocity, slack)
 
 
 def raise_problems(path: str | os.PathLike, problems: list[str]) -> None:
@@ -195,4 +171,4 @@ def load_npy_checked(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         header = read_npy_header(path)
         raise_problems(path, header_problems(header, header.shape, (header.dtype.type,), "array"))
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        raise DataError(f"{path}: {npy_failure(path, exc)}") from None

@@ -32,26 +32,10 @@ def _natural_key(path: Path) -> list:
 
 
 def check_velocity_values(values: np.ndarray, survey: Survey, where: str) -> None:
-    """Raise DataError naming ``where`` if ``values`` are non-finite, non-positive, or in the
-    wrong units (km/s values where the survey expects m/s, or the reverse)."""
-    values = np.asarray(values)
-    if values.size == 0:
-        raise DataError(f"{where}: holds no velocity values")
-    if not np.isfinite(values).all():
-        raise DataError(f"{where}: velocity contains NaN or infinite values")
-    lo, hi = float(values.min()), float(values.max())
-    if lo <= 0:
-        raise DataError(f"{where}: velocity must be positive, found minimum {lo:g}")
-    if survey.units == "m/s" and hi < 20.0:
-        raise DataError(
-            f"{where}: velocities {lo:g}..{hi:g} look like km/s, but survey {survey.name!r} "
-            f"expects m/s ({survey.vmin:g}..{survey.vmax:g}); multiply by 1000"
-        )
-    if survey.units == "km/s" and lo > 100.0:
-        raise DataError(
-            f"{where}: velocities {lo:g}..{hi:g} look like m/s, but survey {survey.name!r} "
-            f"expects km/s ({survey.vmin:g}..{survey.vmax:g}); divide by 1000"
-        )
+    """Raise DataError naming ``where`` if ``values`` are empty, non-finite, non-positive, in the
+    wrong units or far outside the survey's range: ``Survey.check_velocity``, the same check the
+    readers apply, so a map ``simulate`` accepts is a map the readers accept."""
+    survey.check_velocity(values, where)
 
 
 @dataclass(frozen=True)
