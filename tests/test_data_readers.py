@@ -84,10 +84,11 @@ def test_openfwi_data_model_folders_and_family(tmp_path, small_fwi):
     assert (tmp_path / "CurveFault_B" / "vel2_1_0.npy").exists()
 
     source = open_dataset(tmp_path, small_fwi, require_velocity=True)
-    assert source.ids == ["seis2_1_0_0", "seis2_1_0_1", "data1_0", "data1_1", "data1_2",
-                          "data3_0"]
+    assert source.ids == ["CurveFault_B-seis2_1_0_0", "CurveFault_B-seis2_1_0_1",
+                          "FlatVel_A-data1_0", "FlatVel_A-data1_1", "FlatVel_A-data1_2",
+                          "Style_A-data3_0"]
     assert source.families == ["CurveFault_B"] * 2 + ["FlatVel_A"] * 3 + ["Style_A"]
-    sample = source[source.index_of("data1_2")]
+    sample = source[source.index_of("FlatVel_A-data1_2")]
     np.testing.assert_array_equal(sample.gathers, g[2])
     np.testing.assert_array_equal(sample.velocity, velocities[2])
     assert sample.family == "FlatVel_A"

@@ -36,7 +36,7 @@ def test_items_hold_transformed_gathers_and_survey_unit_velocity(fwi_source):
     assert item["gathers"].shape == (2, 16, 12) and item["gathers"].dtype == torch.float32
     assert item["velocity"].shape == (8, 10) and item["velocity"].dtype == torch.float32
     np.testing.assert_array_equal(item["velocity"].numpy(), velocity[5])
-    assert item["id"] == "data1_5" and item["family"] == "FlatVel_A"
+    assert item["id"] == "FlatVel_A-data1_5" and item["family"] == "FlatVel_A"
     assert item["synthetic"] is False and item["index"] == 5
     test_item = dataset[1]
     assert torch.isnan(test_item["velocity"]).all() and test_item["family"] == ""

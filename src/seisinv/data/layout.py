@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +249,7 @@ def _add_npy_files(found: Discovery, files: list[Path], survey: Survey) -> None:
             problems = header_problems(header, survey.gather_shape, GATHER_DTYPES, "gathers")
             found.problems += [Problem(path, p) for p in problems]
             if not problems:
-                found.refs.append(SingleRef(id=path.stem, path=path, family=family))
+                found.refs.append(SingleRef(id=file_id(path), path=path, family=family))
             continue
         problems = header_problems(header, (None, shots, time, receivers), GATHER_DTYPES,
                                    "gathers")
@@ -260,12 +260,44 @@ def _add_npy_files(found: Discovery, files: list[Path], survey: Survey) -> None:
             problems += _model_problems(found, model, n, survey)
         found.problems += [Problem(path, p) for p in problems]
         if not problems:
-            found.refs += [StackedRef(id=f"{path.stem}_{i}", data_path=path, index=i,
+            found.refs += [StackedRef(id=f"{file_id(path)}_{i}", data_path=path, index=i,
                                       model_path=model, family=family) for i in range(n)]
+    _unique_ids(found)
     for path in files:
         if _MODEL.match(path.stem) and path not in paired:
             found.problems.append(Problem(path, "velocity file without a matching gathers file "
                                                 "(dataN.npy / seisX.npy)"))
+
+
+def file_id(path: Path) -> str:
+    """The id stem of an OpenFWI-layout file: ``<family>-<stem>`` inside a family folder
+    (``FlatVel_A/data/data1.npy`` -> ``FlatVel_A-data1``, so the ten Kaggle training folders side
+    by side never collide and A/B stay apart), else the file stem (``test/abc.npy`` -> ``abc``).
+    Stacked files append ``_<index>``. Ids never contain a path separator (they become file
+    names in prediction stores)."""
+    family = family_from_path(path)
+    return f"{family}-{path.stem}" if family else path.stem
+
+
+def _unique_ids(found: Discovery) -> None:
+    """Files of the same name in different sub-folders without a family name (``a/data1.npy``,
+    ``b/data1.npy``) get ids from their folder path: ``a-data1_0``, ``b-data1_0``."""
+    counts: dict[str, int] = {}
+    for ref in found.refs:
+        counts[ref.id] = counts.get(ref.id, 0) + 1
+    if all(c == 1 for c in counts.values()):
+        return
+    for k, ref in enumerate(found.refs):
+        if counts[ref.id] == 1:
+            continue
+        path = ref.path if isinstance(ref, SingleRef) else ref.data_path
+        try:
+            parts = path.parent.relative_to(found.root).parts
+        except ValueError:
+            continue
+        prefix = "-".join(p for p in parts if p not in ("data", "model"))
+        if prefix:
+            found.refs[k] = replace(ref, id=f"{prefix}-{ref.id}")
 
 
 def _model_problems(found: Discovery, model: Path, n: int, survey: Survey) -> list[str]:
