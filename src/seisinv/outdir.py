@@ -337,7 +337,9 @@ def _describe(earlier: dict, now: dict, keys: list[str]) -> str:
     parts = []
     for key in keys[:6]:
         a, b = get(earlier, key), get(now, key)
-        if key.endswith("fingerprint") or key.startswith("checkpoint.sha256"):
+        if ".sha256" in key:  # file names hold dots: name the checksummed thing only
+            parts.append(f"{key.split('.sha256', 1)[0]} (files changed)")
+        elif key.endswith("fingerprint"):
             parts.append(f"{key.rsplit('.', 1)[0]} (files changed)")
         else:
             parts.append(f"{key} {_short(a)} (now {_short(b)})")

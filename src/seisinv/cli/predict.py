@@ -65,27 +65,16 @@ def register(app: typer.Typer) -> None:
 
         if (run is None) == (checkpoint is None):
             raise SeisinvError("give exactly one of --run RUN_DIR or --checkpoint DIR")
-        from seisinv.data import open_dataset
-        from seisinv.inference.predict import (
-            open_prediction_store,
-            parse_tta,
-            predict,
-            prediction_provenance,
-        )
-        from seisinv.outdir import check_out_not_inside_inputs, claim_output
+        from seisinv.inference.predict import parse_tta, run_predict
+        from seisinv.outdir import check_out_not_inside_inputs
         from seisinv.training import load_run
 
         names = parse_tta(tta)
         check_out_not_inside_inputs(out, [data, run or checkpoint])
         loaded = load_run(run or checkpoint, which=weights, device=device)
-        source = open_dataset(data, loaded.survey)
-        provenance = prediction_provenance(loaded, data, names)
-        with claim_output(out, "seisinv predict", provenance, inputs=[data, run or checkpoint],
-                          overwrite=overwrite):
-            store = open_prediction_store(out, loaded, names)
-            done = predict(loaded, source, store, tta=names, batch=batch)
+        done, total = run_predict(loaded, data, out, tta=names, batch=batch, overwrite=overwrite)
         Console(stderr=True).print(
-            f"predicted {done} sample(s) ({len(source) - done} already done) with "
+            f"predicted {done} sample(s) ({total - done} already done) with "
             f"{loaded.checkpoint} ({loaded.which} weights), tta={','.join(names) or 'none'} -> {out}",
             markup=False,
         )

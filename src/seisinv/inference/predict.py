@@ -227,3 +227,38 @@ def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:
     store = PredictionStore(out_dir, run.survey, source=f"predict {info['checkpoint']}", info=info)
     store.refuse_other_settings(info, "two models' answers")
     return store
+
+
+def run_predict(run, data, out, *, tta: Sequence[str] = (), batch: int = 8,
+                overwrite: bool = False, progress: bool = True, source=None) -> tuple[int, int]:
+    """``seisinv predict`` as a library call: predict every sample of ``data`` into the
+    prediction directory ``out`` under its lock and provenance record (``seisinv.outdir``).
+
+    Args:
+        run: a ``LoadedRun`` (``seisinv.training.load_run``).
+        data: dataset root(s) (anything ``seisinv.data.open_dataset`` reads).
+        out: the prediction directory (created; resumed when made from the same data,
+            checkpoint checksums, weights and TTA).
+        overwrite: ``out`` holds predictions made otherwise: delete them and start again.
+        source: the opened ``data`` (default: opened here with the run's survey).
+
+    Returns:
+        ``(predicted now, samples in data)``.
+
+    Raises:
+        OutputError: ``out`` overlaps ``data`` or the checkpoint, is a foreign non-empty folder,
+            is locked by another process, or holds predictions of other data/checkpoint/settings.
+    """
+    from seisinv.data import open_dataset
+    from seisinv.outdir import check_out_not_inside_inputs, claim_output
+
+    inputs = [data] if isinstance(data, (str, Path)) else list(data)
+    checkpoint = getattr(run, "checkpoint", None)
+    check_out_not_inside_inputs(out, [*inputs, checkpoint])
+    source = open_dataset(data, run.survey) if source is None else source
+    provenance = prediction_provenance(run, data, tta)
+    with claim_output(out, "seisinv predict", provenance, inputs=[*inputs, checkpoint],
+                      overwrite=overwrite):
+        store = open_prediction_store(out, run, tta)
+        return predict(run, source, store, tta=tta, batch=batch, progress=progress), len(source)
+

@@ -1,0 +1,314 @@
+"""Issue 14, command by command: nothing stale (provenance), nothing mixed (locks), nothing lost
+(disk full), no output over an input, one line for ordinary mistakes."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seisinv.cli.main import app, flag_message
+from seisinv.data.writers import write_stacked
+from seisinv.errors import SeisinvError
+from seisinv.fwi import FwiConfig, run_fwi
+from seisinv.inference.predict import run_predict
+from seisinv.inference.store import PredictionStore
+from seisinv.io import save_npy
+from seisinv.outdir import LockedError, OutputError
+from seisinv.survey import OPENFWI
+
+FWI = OPENFWI.replace(name="small-fwi", nz=8, nx=10, nt=30, source_x=(0.0, 90.0),
+                      receiver_x=tuple(10.0 * i for i in range(10)))
+runner = CliRunner()
+
+
+class ToyRun:
+    """A LoadedRun stand-in: predicts a constant map; its checkpoint is a folder with a
+    manifest of checksums like a real one."""
+
+    which = "ema"
+    survey = FWI
+
+    def __init__(self, checkpoint: Path, value: float = 2500.0, sha: str = "a" * 64):
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        (checkpoint / "manifest.json").write_text(json.dumps(
+            {"files": {"model.safetensors": {"sha256": sha, "bytes": 1}}}))
+        self.checkpoint, self.value = checkpoint, value
+
+    def predict(self, gathers):
+        return np.full((len(gathers), FWI.nz, FWI.nx), self.value, np.float32)
+
+
+def _dataset(root: Path, n: int = 3, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    gathers = rng.standard_normal((n, *FWI.gather_shape)).astype(np.float32)
+    velocity = np.full((n, FWI.nz, FWI.nx), 2000.0 + 100 * seed, np.float32)
+    write_stacked(root / "data1.npy", gathers, velocity, FWI)
+    return root
+
+
+# ---- predict ---------------------------------------------------------------------------------
+def test_predict_refuses_a_directory_made_from_other_data_with_the_same_ids(tmp_path):
+    run = ToyRun(tmp_path / "ckpt")
+    a, b = _dataset(tmp_path / "a"), _dataset(tmp_path / "b", seed=1)
+    out = tmp_path / "P"
+    assert run_predict(run, a, out, progress=False) == (3, 3)
+    assert run_predict(run, a, out, progress=False) == (0, 3)  # same data: resumes
+    with pytest.raises(OutputError, match=r"data\.paths .* \(now .*b\"\]\)"):
+        run_predict(run, b, out, progress=False)
+    assert run_predict(run, b, out, overwrite=True, progress=False) == (3, 3)
+
+
+def test_predict_refuses_to_mix_two_checkpoints_with_the_same_path(tmp_path):
+    """Retrained into the same run folder: same path, same step, other checksums."""
+    data = _dataset(tmp_path / "a")
+    out = tmp_path / "P"
+    run_predict(ToyRun(tmp_path / "run" / "best"), data, out, progress=False)
+    retrained = ToyRun(tmp_path / "run" / "best", value=3000.0, sha="b" * 64)
+    with pytest.raises(OutputError, match=r"checkpoint \(files changed\)"):
+        run_predict(retrained, data, out, progress=False)
+    assert np.all(PredictionStore(out).read("data1_0") == 2500.0)
+
+
+def test_predict_never_writes_into_its_input_or_a_foreign_folder(tmp_path):
+    run = ToyRun(tmp_path / "ckpt")
+    data = _dataset(tmp_path / "test")
+    before = sorted(os.listdir(data))
+    with pytest.raises(OutputError, match="is the input"):
+        run_predict(run, data, data, progress=False)
+    with pytest.raises(OutputError, match="inside the input"):
+        run_predict(run, data, data / "pred", progress=False)
+    assert sorted(os.listdir(data)) == before
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("x")
+    with pytest.raises(OutputError, match="not empty and not an output"):
+        run_predict(run, data, foreign, progress=False)
+    assert os.listdir(foreign) == ["todo.txt"]
+
+
+def test_predict_disk_full_is_one_line_and_resumes(tmp_path, monkeypatch):
+    run = ToyRun(tmp_path / "ckpt")
+    data = _dataset(tmp_path / "a")
+    out = tmp_path / "P"
+    real = PredictionStore.write
+    calls = {"n": 0}
+
+    def fills_up(self, sample_id, velocity, spread=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, sample_id, velocity, spread)
+
+    monkeypatch.setattr(PredictionStore, "write", fills_up)
+    with pytest.raises(OutputError, match=r"disk full while writing .*P; 1 of 3 samples are "
+                                          "complete and will not be redone"):
+        run_predict(run, data, out, batch=1, progress=False)
+    monkeypatch.setattr(PredictionStore, "write", real)
+    assert run_predict(run, data, out, progress=False) == (2, 3)
+
+
+HOLDER = """
+import sys, time
+from seisinv.outdir import lock_output
+with lock_output(sys.argv[1], "seisinv predict"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_predict_into_a_busy_folder_is_refused_naming_the_pid(tmp_path):
+    run = ToyRun(tmp_path / "ckpt")
+    data = _dataset(tmp_path / "a")
+    out = tmp_path / "P"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=f"in use by PID {proc.pid}"):
+            run_predict(run, data, out, progress=False)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert run_predict(run, data, out, progress=False) == (3, 3)  # the stale lock is taken over
+
+
+# ---- fwi -------------------------------------------------------------------------------------
+def _toy_forward(velocity: torch.Tensor, shots) -> torch.Tensor:
+    """A differentiable stand-in for the physics: every trace is the map's mean slowness."""
+    b = velocity.shape[0]
+    n_shots = FWI.n_shots if shots is None else len(shots)
+    level = (1.0 / velocity).mean(dim=(1, 2))
+    return level[:, None, None, None].expand(b, n_shots, FWI.nt, FWI.n_receivers) * 1e3
+
+
+def test_fwi_refuses_other_settings_and_keeps_its_config_record(tmp_path):
+    data = _dataset(tmp_path / "d", n=2)
+    out = tmp_path / "F"
+    common = dict(forward=_toy_forward, show_progress=False)
+    run_fwi(data, FWI, "gradient", out, FwiConfig(iters=1, batch_size=2), **common)
+    recorded = (out / "fwi_config.json").read_text()
+    assert json.loads(recorded)["config"]["iters"] == 1
+    with pytest.raises(OutputError, match=r"config\.iters 1 \(now 2\)"):
+        run_fwi(data, FWI, "gradient", out, FwiConfig(iters=2, batch_size=2), **common)
+    assert (out / "fwi_config.json").read_text() == recorded
+    again = run_fwi(data, FWI, "gradient", out, FwiConfig(iters=1, batch_size=2), **common)
+    assert again.inverted == [] and len(again.skipped) == 2
+    redone = run_fwi(data, FWI, "gradient", out, FwiConfig(iters=2, batch_size=2),
+                     overwrite=True, **common)
+    assert len(redone.inverted) == 2
+    assert json.loads((out / "fwi_config.json").read_text())["config"]["iters"] == 2
+
+
+def test_fwi_negative_limit_is_refused(tmp_path):
+    data = _dataset(tmp_path / "d", n=2)
+    with pytest.raises(SeisinvError, match="limit -2: must be at least 1") as info:
+        run_fwi(data, FWI, "gradient", tmp_path / "F", FwiConfig(iters=1), limit=-2,
+                forward=_toy_forward, show_progress=False)
+    assert flag_message(info.value).startswith("--limit -2")
+    assert not (tmp_path / "F").exists()
+
+
+@pytest.mark.parametrize("bands", ["15,8", "0,8", "8,0,15", "-1"])
+def test_fwi_cli_refuses_bands_out_of_order(tmp_path, bands):
+    data = _dataset(tmp_path / "d", n=1)
+    result = runner.invoke(app, ["fwi", "--data", str(data), "--survey", "openfwi", "--init",
+                                 "gradient", "--out", str(tmp_path / "F"), "--bands", bands])
+    assert result.exit_code != 0 and "--bands" in str(result.exception)
+    assert not (tmp_path / "F").exists()
+
+
+# ---- simulate / generate -----------------------------------------------------------------------
+def test_simulate_onto_its_own_input_is_refused_and_the_maps_survive(tmp_path):
+    from seisinv.generation import run_simulate
+
+    maps = tmp_path / "models.npy"
+    save_npy(maps, np.full((2, 1, FWI.nz, FWI.nx), 2500.0, np.float32))
+    before = maps.read_bytes()
+    with pytest.raises(OutputError, match="is the input"):
+        run_simulate(maps, FWI, maps, device="cpu", show_progress=False)
+    assert maps.read_bytes() == before
+
+
+def test_simulate_full_disk_leaves_no_full_size_partial(tmp_path, monkeypatch):
+    from seisinv.generation import run_simulate
+
+    maps = tmp_path / "models.npy"
+    save_npy(maps, np.full((2, 1, FWI.nz, FWI.nx), 2500.0, np.float32))
+
+    def no_space(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(OutputError, match="disk full while writing .*g.npy; 0 of 2 samples"):
+        run_simulate(maps, FWI, tmp_path / "g.npy", device="cpu", show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models.npy"]
+
+
+def test_generate_full_disk_before_a_chunk_is_one_line_and_no_temporary_is_left(
+        tmp_path, monkeypatch):
+    from seisinv.generation import GenerateSpec, run_generate
+
+    def no_space(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    spec = GenerateSpec(FWI, ("flat",), n=2, per_file=1)
+    with pytest.raises(OutputError, match="disk full while writing .*; 0 of 2 samples"):
+        run_generate(spec, tmp_path / "g", device="cpu", show_progress=False)
+    leftovers = [p for p in (tmp_path / "g").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_generate_refuses_a_second_copy_of_the_same_shard(tmp_path):
+    from seisinv.generation import GenerateSpec, run_generate
+    from seisinv.outdir import lock_output
+
+    spec = GenerateSpec(FWI, ("flat",), n=2, per_file=1)
+    out = tmp_path / "g"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    holder = HOLDER.replace('lock_output(sys.argv[1], "seisinv predict")',
+                            'lock_output(sys.argv[1], "seisinv generate", '
+                            'name="shard1of1-rank0of1")')
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=f"PID {proc.pid}"):
+            run_generate(spec, out, device="cpu", show_progress=False)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with lock_output(out, "other shard", name="shard2of2-rank0of1"):  # other shards may run
+        assert run_generate(spec, out, device="cpu", show_progress=False).written == 2
+
+
+def test_refused_generate_leaves_no_stub_in_a_foreign_folder(tmp_path):
+    from seisinv.generation import GenerateSpec, run_generate
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("x")
+    with pytest.raises(SeisinvError, match="not empty"):
+        run_generate(GenerateSpec(FWI, ("flat",), n=1), out, device="cpu", show_progress=False)
+    assert os.listdir(out) == ["thesis.tex"]
+
+
+# ---- submit and the CLI's one-liners -----------------------------------------------------------
+@pytest.fixture
+def kaggle_store(tmp_path):
+    store = PredictionStore(tmp_path / "pred", OPENFWI)
+    store.write("abc", np.full(OPENFWI.velocity_shape, 2500.0, np.float32))
+    return tmp_path / "pred"
+
+
+def test_submit_one_liners(tmp_path, kaggle_store):
+    def submit(out, pred=kaggle_store):
+        return runner.invoke(app, ["submit", str(pred), "--format", "kaggle-gwi", "--out",
+                                   str(out)])
+
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    result = submit(folder)
+    assert result.exit_code != 0 and str(result.exception).startswith(f"--out {folder}: is a folder")
+    result = submit("/proc/x/sub.csv")
+    assert result.exit_code != 0 and "--out /proc/x/sub.csv: cannot write" in str(result.exception)
+    PredictionStore(tmp_path / "empty", OPENFWI)
+    result = submit(tmp_path / "s.csv", tmp_path / "empty")
+    assert result.exit_code != 0 and "empty submission" in str(result.exception)
+    assert not (tmp_path / "s.csv").exists()
+    assert submit(tmp_path / "ok.csv").exit_code == 0
+
+
+def test_main_prints_os_errors_as_one_line():
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/x.npy")
+    assert flag_message(full).startswith("disk full while writing /data/x.npy")
+    denied = PermissionError(errno.EACCES, "Permission denied", "/root/x")
+    assert flag_message(denied) == "/root/x: Permission denied"
+    assert flag_message(OutputError("out /x: busy")) == "--out /x: busy"
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "FILE"])
+def test_fwi_cli_out_that_cannot_be_a_folder_is_one_line(tmp_path, out):
+    from seisinv.io import write_yaml
+
+    data = _dataset(tmp_path / "d", n=1)
+    write_yaml(tmp_path / "survey.yaml", FWI.to_dict())
+    if out == "FILE":
+        out = tmp_path / "a_file"
+        out.write_text("x")
+    result = runner.invoke(app, ["fwi", "--data", str(data), "--survey",
+                                 str(tmp_path / "survey.yaml"), "--init", "gradient", "--out",
+                                 str(out), "--iters", "1"])
+    assert result.exit_code != 0 and isinstance(result.exception, OutputError)
+    assert f"out {out}:" in str(result.exception)
