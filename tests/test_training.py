@@ -409,7 +409,8 @@ def test_fold_split_is_disjoint_balanced_and_fits_on_training_samples(dataset):
     assert not train_ids & val_ids and len(train_ids | val_ids) == 16
     assert {data.folds[i] for i in val_ids} == {1}
     # Balanced by family: each of the 4 folds holds 2 samples of each family.
-    assert sorted(i.split("_")[0] for i in val_ids) == ["data1", "data1", "data2", "data2"]
+    assert sorted(i.split("-")[0] for i in val_ids) == ["CurveVel_A", "CurveVel_A",
+                                                        "FlatVel_A", "FlatVel_A"]
     assert data.pipeline.is_fitted and data.val.augment is None
     # The flip augmentation (p=1) mirrors the training velocity left-right.
     position = data.train.indices[0]

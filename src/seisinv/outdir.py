@@ -388,7 +388,10 @@ def refuse_foreign(out: str | os.PathLike, command: str, own: Iterable[str] = ()
     if not out.is_dir():
         return
     allowed = {RECORD_NAME, *own}
-    present = [p.name for p in out.iterdir() if not p.name.startswith(LOCK_NAME)]
+    # Locks and the temporaries of atomic writes (``.<name>.<random>.tmp``, seisinv.io) of a
+    # concurrent writer of the same command are not foreign content.
+    present = [p.name for p in out.iterdir() if not p.name.startswith(LOCK_NAME)
+               and not (p.name.startswith(".") and p.name.endswith(".tmp"))]
     if not present:
         return
     if RECORD_NAME in present:

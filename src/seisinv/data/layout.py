@@ -29,11 +29,18 @@ import numpy as np
 from seisinv.errors import SeisinvError
 from seisinv.survey import Survey, load_survey
 
+from .format import (
+    DATA_STEM,
+    MANIFEST_COLUMNS,
+    MODEL_STEM,
+    SEIS_STEM,
+    SHOT_PREFIX,
+    VELOCITY_FILE,
+    shot_names,
+    velocity_partner,
+)
 from .validate import NpyHeader, header_problems, read_npy_header
 
-MANIFEST_COLUMNS = ("id", "family", "seed", "file", "index", "survey", "seisinv_version")
-SHOT_PREFIX = "receiver_data_src_"
-VELOCITY_FILE = "vp_model.npy"
 FAMILY_PATTERN = re.compile(r"^(FlatVel|CurveVel|FlatFault|CurveFault|Style)_[A-Z]$", re.I)
 GATHER_DTYPES = (np.float32,)
 VELOCITY_DTYPES = (np.float32, np.float64)
@@ -117,11 +124,6 @@ def family_from_path(path: Path) -> str | None:
     return None
 
 
-def shot_names(survey: Survey) -> tuple[str, ...]:
-    """File suffixes of the shots in folder layouts (``1, 2, ...`` when the survey names none)."""
-    return survey.shot_names or tuple(str(i + 1) for i in range(survey.n_shots))
-
-
 def discover(root: str | Path, survey: Survey) -> Discovery:
     """Find the layout and samples under ``root`` (a folder or a single ``.npy`` file)."""
     root = Path(root)
@@ -201,29 +203,6 @@ def _folder_ref(found: Discovery, folder: Path, sample_id: str, survey: Survey,
 
 
 # ---- OpenFWI stacked and single files -------------------------------------------------------
-_DATA = re.compile(r"^data(.*)$")
-_SEIS = re.compile(r"^seis(.*)$")
-_MODEL = re.compile(r"^(model|vel)(.*)$")
-
-
-def velocity_partner(data_path: Path) -> Path | None:
-    """The velocity file paired with a stacked gathers file, or None when there is none.
-
-    ``dataN.npy`` pairs with ``modelN.npy`` beside it or in a sibling ``model/`` folder (when the
-    data sits in ``data/``); ``seisX.npy`` pairs with ``velX.npy`` beside it.
-    """
-    stem = data_path.stem
-    if (match := _DATA.match(stem)) is not None:
-        candidates = [data_path.with_name(f"model{match.group(1)}.npy")]
-        if data_path.parent.name == "data":
-            candidates.append(data_path.parent.parent / "model" / f"model{match.group(1)}.npy")
-    elif (match := _SEIS.match(stem)) is not None:
-        candidates = [data_path.with_name(f"vel{match.group(1)}.npy")]
-    else:
-        return None
-    return next((c for c in candidates if c.exists()), None)
-
-
 def _header(found: Discovery, path: Path) -> NpyHeader | None:
     try:
         header = read_npy_header(path)
@@ -238,13 +217,13 @@ def _add_npy_files(found: Discovery, files: list[Path], survey: Survey) -> None:
     shots, time, receivers = survey.gather_shape
     paired: set[Path] = set()
     for path in files:
-        if _MODEL.match(path.stem):
+        if MODEL_STEM.match(path.stem):
             continue
         header = _header(found, path)
         if header is None:
             continue
         family = family_from_path(path)
-        stacked = _DATA.match(path.stem) or _SEIS.match(path.stem) or len(header.shape) == 4
+        stacked = DATA_STEM.match(path.stem) or SEIS_STEM.match(path.stem) or len(header.shape) == 4
         if not stacked:
             problems = header_problems(header, survey.gather_shape, GATHER_DTYPES, "gathers")
             found.problems += [Problem(path, p) for p in problems]
@@ -264,7 +243,7 @@ def _add_npy_files(found: Discovery, files: list[Path], survey: Survey) -> None:
                                       model_path=model, family=family) for i in range(n)]
     _unique_ids(found)
     for path in files:
-        if _MODEL.match(path.stem) and path not in paired:
+        if MODEL_STEM.match(path.stem) and path not in paired:
             found.problems.append(Problem(path, "velocity file without a matching gathers file "
                                                 "(dataN.npy / seisX.npy)"))
 

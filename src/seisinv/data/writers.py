@@ -14,7 +14,8 @@ from seisinv.errors import DataError
 from seisinv.io import save_npy
 from seisinv.survey import Survey
 
-from .layout import SHOT_PREFIX, VELOCITY_FILE, shot_names
+from .format import velocity_path_for
+from .format import write_sample_folder as write_folder
 
 
 def write_sample_folder(
@@ -39,13 +40,8 @@ def write_sample_folder(
     if gathers.shape != survey.gather_shape:
         raise DataError(f"sample {sample_id!r}: gathers {gathers.shape}, expected "
                         f"{survey.gather_shape}")
-    folder = Path(root) / sample_id
-    for shot, name in enumerate(shot_names(survey)):
-        save_npy(folder / f"{SHOT_PREFIX}{name}.npy", gathers[shot])
-    if velocity is not None:
-        disk = survey.velocity_to_disk(np.asarray(velocity, dtype=velocity_dtype))
-        save_npy(folder / VELOCITY_FILE, np.ascontiguousarray(disk))
-    return folder
+    return write_folder(Path(root) / sample_id, gathers, survey, velocity=velocity,
+                        velocity_dtype=velocity_dtype)
 
 
 def write_stacked(
@@ -72,13 +68,7 @@ def write_stacked(
     if velocity is None:
         return data_path, None
     if model_path is None:
-        stem = data_path.stem
-        if stem.startswith("seis"):
-            model_path = data_path.with_name("vel" + stem[4:] + ".npy")
-        elif data_path.parent.name == "data":
-            model_path = data_path.parent.parent / "model" / ("model" + stem[4:] + ".npy")
-        else:
-            model_path = data_path.with_name("model" + stem[4:] + ".npy")
+        model_path = velocity_path_for(data_path)
     disk = survey.velocity_to_disk(np.asarray(velocity, dtype=np.float32))
     save_npy(model_path, np.ascontiguousarray(disk[:, None]))
     return data_path, Path(model_path)

@@ -15,10 +15,10 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from seisinv.data.format import MANIFEST_COLUMNS, MANIFEST_FILE
 from seisinv.errors import DataError
 from seisinv.io import write_text
 
-MANIFEST_COLUMNS = ("id", "family", "seed", "file", "index", "survey", "seisinv_version")
 PROGRESS_DIR = ".progress"
 
 
@@ -77,10 +77,10 @@ def rebuild_manifest(root: Path) -> int:
         for part in sorted((root / PROGRESS_DIR).glob("chunk*.csv")):
             rows.extend(_read_rows(part))
         rows.sort(key=lambda row: row["id"])
-        write_text(root / "manifest.csv", _csv_text(rows))
+        write_text(root / MANIFEST_FILE, _csv_text(rows))
     return len(rows)
 
 
 def read_manifest(root: Path) -> list[dict]:
     """Rows of ``root/manifest.csv`` as dicts (strings), in file order."""
-    return _read_rows(root / "manifest.csv")
+    return _read_rows(root / MANIFEST_FILE)

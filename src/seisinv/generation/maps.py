@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from seisinv.data.format import VELOCITY_FILE
 from seisinv.errors import DataError
 from seisinv.io import load_npy
 from seisinv.survey import Survey
-
-VELOCITY_FILE = "vp_model.npy"
 
 
 def _natural_key(path: Path) -> list:

@@ -9,20 +9,26 @@ before the work is redone.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from seisinv.io import atomic_path, preallocate, publish_mode, save_npy
+from seisinv.data.format import (
+    SHOT_PREFIX,
+    TMP_MARK,
+    VELOCITY_FILE,
+    shot_file_names,
+    write_sample_folder,
+)
+from seisinv.io import atomic_path, preallocate, save_npy
 from seisinv.survey import Survey
 
-SHOT_PREFIX = "receiver_data_src_"
-VELOCITY_FILE = "vp_model.npy"
-_TMP_MARK = ".tmp"
+# The sample-folder format and its writer live in seisinv.data.format (shared with the readers).
+__all__ = ["SHOT_PREFIX", "VELOCITY_FILE", "add_gathers_to_folder", "atomic_memmap",
+           "folder_complete", "remove_stale", "shot_file_names", "write_sample_folder"]
+_TMP_MARK = TMP_MARK
 
 
 @contextlib.contextmanager
@@ -40,47 +46,10 @@ def atomic_memmap(path: Path, shape: tuple[int, ...], dtype=np.float32) -> Itera
         del array
 
 
-def shot_file_names(survey: Survey) -> list[str]:
-    """Per-shot file names of a sample folder: ``receiver_data_src_{name}.npy`` per shot."""
-    names = survey.shot_names or tuple(str(i + 1) for i in range(survey.n_shots))
-    return [f"{SHOT_PREFIX}{name}.npy" for name in names]
-
-
 def folder_complete(folder: Path, survey: Survey, with_velocity: bool = True) -> bool:
     """True when ``folder`` holds every shot file (and ``vp_model.npy`` if asked)."""
     names = shot_file_names(survey) + ([VELOCITY_FILE] if with_velocity else [])
     return folder.is_dir() and all((folder / name).exists() for name in names)
-
-
-def write_sample_folder(
-    folder: Path, gathers: np.ndarray, survey: Survey, velocity: np.ndarray | None = None
-) -> None:
-    """Write one Speed & Structure-style sample folder atomically.
-
-    Args:
-        folder: the target folder (``OUT/<id>``); replaced if it exists.
-        gathers: (shots, nt, receivers) float32; shot ``s`` goes to ``receiver_data_src_{name}.npy``
-            as (nt, receivers) float32.
-        survey: gives shot names and the on-disk velocity axis order.
-        velocity: (nz, nx) in survey units, depth first, written as ``vp_model.npy`` in the
-            survey's on-disk order (``disk_velocity_shape``) as float64, like the challenge data;
-            None writes no velocity file.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=_TMP_MARK, dir=folder.parent))
-    publish_mode(tmp, directory=True)
-    try:
-        for name, shot in zip(shot_file_names(survey), gathers, strict=True):
-            save_npy(tmp / name, np.ascontiguousarray(shot, dtype=np.float32))
-        if velocity is not None:
-            disk = survey.velocity_to_disk(np.asarray(velocity))
-            save_npy(tmp / VELOCITY_FILE, np.ascontiguousarray(disk, dtype=np.float64))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def add_gathers_to_folder(folder: Path, gathers: np.ndarray, survey: Survey) -> None:
