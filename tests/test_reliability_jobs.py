@@ -312,3 +312,21 @@ def test_fwi_cli_out_that_cannot_be_a_folder_is_one_line(tmp_path, out):
                                  str(out), "--iters", "1"])
     assert result.exit_code != 0 and isinstance(result.exception, OutputError)
     assert f"out {out}:" in str(result.exception)
+
+
+def test_a_first_predict_that_fails_before_any_result_leaves_no_stub(tmp_path):
+    class Broken(ToyRun):
+        def predict(self, gathers):
+            raise SeisinvError("model exploded")
+
+    data = _dataset(tmp_path / "a")
+    with pytest.raises(SeisinvError, match="exploded"):
+        run_predict(Broken(tmp_path / "ckpt"), data, tmp_path / "P", progress=False)
+    assert not (tmp_path / "P").exists()
+
+
+def test_fwi_bad_init_leaves_no_stub(tmp_path):
+    data = _dataset(tmp_path / "d", n=1)
+    with pytest.raises(SeisinvError, match="--init 'nowhere'"):
+        run_fwi(data, FWI, "nowhere", tmp_path / "F", FwiConfig(iters=1), progress=False)
+    assert not (tmp_path / "F").exists()

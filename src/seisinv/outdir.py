@@ -40,6 +40,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -48,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from seisinv.errors import ArgumentError
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".seisinv-lock"
 RECORD_NAME = "provenance.json"
@@ -200,6 +203,10 @@ def _acquire(path: Path, command: str, argument: str, out: Path):
             handle.close()
             continue
         handle.seek(0)
+        stale = read_lock(path)
+        if stale:
+            log.info("%s: taking over the lock of %s, which is no longer running", out,
+                     _describe_holder(stale))
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "command": command}) + "\n")
@@ -489,6 +496,8 @@ def claim_output(
                         f"{_describe(earlier, _plain(provenance), changed)}; rerun with the same "
                         "ones to resume, choose another output, or pass overwrite=True to "
                         "start again", argument)
+                log.warning("%s: deleting the earlier output (%s differ), as overwrite asks",
+                            out, ", ".join(changed[:3]))
                 clear_output(out, is_file)
             if changed or read_record(out, is_file) is None:
                 record(out, provenance, command, is_file)
@@ -501,20 +510,29 @@ def claim_output(
             del lock
 
 
+# Files a command writes before its first result: a first run that fails holding only these
+# wrote nothing of value, and they are removed with it.
+STUB_NAMES = (RECORD_NAME, "manifest.json", "fwi_config.json", "ensemble.json", "survey.yaml",
+              "generate.yaml", ".progress")
+
+
 def _remove_stub(out: Path, is_file: bool) -> None:
-    """After a failed first run: remove the record (and folder) if nothing else was written."""
+    """After a failed first run: remove the record, metadata stubs and empty folders if no
+    result was written."""
     if is_file:
         if not out.exists():
             with contextlib.suppress(OSError):
                 record_path(out, True).unlink()
         return
+
+    def empty_tree(path: Path) -> bool:
+        return path.is_dir() and all(empty_tree(p) for p in path.iterdir())
+
     with contextlib.suppress(OSError):
-        rest = [p for p in out.iterdir()
-                if not p.name.startswith(LOCK_NAME) and p.name != RECORD_NAME
-                and not (p.is_dir() and not any(p.iterdir()))]
-        if not rest:
-            for p in out.iterdir():
+        entries = [p for p in out.iterdir() if not p.name.startswith(LOCK_NAME)]
+        if all(p.name in STUB_NAMES or empty_tree(p) for p in entries):
+            for p in entries:
                 if p.is_dir():
-                    p.rmdir()
-                elif not p.name.startswith(LOCK_NAME):
+                    shutil.rmtree(p)
+                else:
                     p.unlink()

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         })
         summary = run_fwi([str(d) for d in data], survey, init, out, config, limit=limit,
                           smooth_sigma_m=start_smoothing, simulation_coarsen=coarsen,
-                          show_progress=progress, overwrite=overwrite)
+                          progress=progress, overwrite=overwrite)
         Console(stderr=True).print(
             f"fwi: inverted {len(summary.inverted)} sample(s), {len(summary.skipped)} already done, "
             f"{summary.wall_s:.1f} s -> {out} (convergence.png, fwi/<id>.json)"

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(
             False, "--overwrite", help="--out holds a run with other arguments: delete it and "
             "start again (default: refuse, naming the difference)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Generate a synthetic dataset (velocity families + forward modelling) in the survey's
         native layout, resumable and shardable; or, with --preview, a PNG of family examples."""
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
             mix_from=str(mix_from) if mix_from is not None else None,
         )
         report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch,
-                              overwrite=overwrite)
+                              overwrite=overwrite, progress=progress)
         console.print(
             f"{out}: {report.written} samples written, {report.skipped} already present "
             f"({rate_text(report.written, report.seconds) or 'nothing to do'}); manifest lists "
@@ -108,6 +109,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(
             False, "--overwrite", help="--out was simulated from other maps or another survey: "
             "delete it and start again (default: refuse, naming the difference)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Forward-model velocity maps you already have into shot gathers in the survey's layout."""
         from rich.console import Console
@@ -119,7 +121,7 @@ def register(app: typer.Typer) -> None:
         if not models.exists():
             raise SeisinvError(f"{models}: no such file or folder")
         report = run_simulate(models, load_survey(survey), out, device=device, batch=batch,
-                              overwrite=overwrite)
+                              overwrite=overwrite, progress=progress)
         Console(stderr=True).print(
             f"{out}: gathers for {report.written} maps written, {report.skipped} already present "
             f"({rate_text(report.written, report.seconds) or 'nothing to do'})"

@@ -7,6 +7,7 @@ Library errors (``SeisinvError``) become one red line and exit status 1; no stac
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import typer
@@ -77,9 +78,21 @@ def flag_message(exc: BaseException) -> str:
     return text
 
 
+def setup_logging(level: int = logging.INFO) -> None:
+    """Show the library's ``logging`` records (logger ``seisinv``) on stderr through rich."""
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("seisinv")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=err_console, show_time=False, show_path=False,
+                                      markup=False))
+    logger.setLevel(level)
+
+
 def main() -> None:
     """Run the CLI, turning ``SeisinvError`` (and ``OSError``: disk full, permissions) into a
     one-line message and exit status 1."""
+    setup_logging()
     try:
         app()
     except (SeisinvError, OSError) as exc:

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
             help="--out holds predictions of other data, checkpoint or settings: delete them "
             "and start again (default: refuse, naming the difference).",
         ),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Predict velocity maps (survey units) for every sample of --data with a trained model."""
         from rich.console import Console
@@ -72,7 +73,8 @@ def register(app: typer.Typer) -> None:
         names = parse_tta(tta)
         check_out_not_inside_inputs(out, [data, run or checkpoint])
         loaded = load_run(run or checkpoint, which=weights, device=device)
-        done, total = run_predict(loaded, data, out, tta=names, batch=batch, overwrite=overwrite)
+        done, total = run_predict(loaded, data, out, tta=names, batch=batch, overwrite=overwrite,
+                                  progress=progress)
         Console(stderr=True).print(
             f"predicted {done} sample(s) ({total - done} already done) with "
             f"{loaded.checkpoint} ({loaded.which} weights), tta={','.join(names) or 'none'} -> {out}",

@@ -98,9 +98,9 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             init: str, out: str | os.PathLike, config: FwiConfig, *,
             limit: int | None = None, smooth_sigma_m: float = 0.0,
             simulation_coarsen: int | None = None,
-            forward: Forward | None = None, show_progress: bool = True,
+            forward: Forward | None = None, progress: bool = True,
             on_sample: Callable[[str], None] | None = None,
-            overwrite: bool = False) -> FwiJobSummary:
+            overwrite: bool = False, show_progress: bool | None = None) -> FwiJobSummary:
     """Invert every sample of ``data`` (resumable) and write a prediction store to ``out``.
 
     Args:
@@ -115,7 +115,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             grid (``survey.simulation.coarsen``, slowness-averaged; see docs/physics.md), e.g. 4
             for Speed & Structure's 1 m grid. The model and the output stay on the survey grid.
         forward: forward model override (tests).
-        show_progress: draw the progress bar.
+        progress: draw the progress bar (``show_progress``: its older name, still accepted).
         on_sample: called with each id once its result is written.
         overwrite: ``out`` was made from other data, start or settings: delete it and start
             again (default: refuse, naming the difference; see ``seisinv.outdir``).
@@ -129,9 +129,13 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
     from seisinv.outdir import claim_output, dataset_identity
 
     started = time.perf_counter()
+    progress = progress if show_progress is None else show_progress
     if limit is not None and limit < 1:
         raise ArgumentError(f"limit {limit}: must be at least 1 (or None for every sample)",
                             "limit")
+    if init not in ("smooth", "gradient") and not (Path(init) / "manifest.json").exists():
+        raise ConfigError(f"--init {init!r}: expected smooth, gradient or a prediction directory "
+                          "(with manifest.json)")  # before anything is written
     survey = load_survey(survey)
     source = open_dataset(data, survey)
     indices = list(range(len(source)))[:limit]
@@ -148,7 +152,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
                       overwrite=overwrite):
         try:
             return _invert_into(out, source, survey, init, config, indices, settings,
-                                smooth_sigma_m, simulation_coarsen, forward, show_progress,
+                                smooth_sigma_m, simulation_coarsen, forward, progress,
                                 on_sample, started)
         except OSError as exc:
             done = sum((out / "velocity" / f"{source.ids[i]}.npy").exists() for i in indices)
@@ -156,7 +160,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
 
 
 def _invert_into(out, source, survey, init, config, indices, settings, smooth_sigma_m,
-                 simulation_coarsen, forward, show_progress, on_sample, started) -> FwiJobSummary:
+                 simulation_coarsen, forward, progress, on_sample, started) -> FwiJobSummary:
     import time
 
     from seisinv.inference.store import PredictionStore
@@ -174,7 +178,7 @@ def _invert_into(out, source, survey, init, config, indices, settings, smooth_si
     skipped = [ids[i] for i in indices if store.has(ids[i])]
     batch = config.batch_size if config.optimizer == "adam" else 1
     inverted: list[str] = []
-    with progress_bar(disable=not show_progress) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task("fwi", total=len(todo) * config.iters)
         for first in range(0, len(todo), batch):
             samples = [source[i] for i in todo[first:first + batch]]

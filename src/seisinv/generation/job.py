@@ -269,8 +269,9 @@ def run_generate(
     device: str = "auto",
     shard: Shard | None = None,
     batch: int | None = None,
-    show_progress: bool = True,
+    progress: bool = True,
     overwrite: bool = False,
+    show_progress: bool | None = None,
 ) -> GenerateReport:
     """Generate (or finish generating) ``spec`` into ``out``; see the module docstring.
 
@@ -284,11 +285,13 @@ def run_generate(
         device: torch device for the physics ("auto": CUDA if present).
         shard: this process's part of the chunks (torchrun ranks split it further).
         batch: samples per physics call (default ``auto_batch``).
-        show_progress: draw the progress bar (rank 0 only under torchrun).
+        progress: draw the progress bar (rank 0 only under torchrun); ``show_progress`` is
+            its older name, still accepted.
         overwrite: ``out`` holds a run with other arguments: delete it and start again.
     """
     from seisinv.runtime import dist_info, resolve_device
 
+    progress = progress if show_progress is None else show_progress
     out = Path(out)
     survey = spec.survey
     resolve_device(device)
@@ -305,10 +308,10 @@ def run_generate(
     name = f"shard{shard.k}of{shard.count}-rank{dist.rank}of{dist.world_size}"
     with lock_output(out, "seisinv generate", name=name):
         prepare_output(spec, out, pool, overwrite=overwrite and dist.is_main)
-        return _generate_chunks(spec, out, shard, pool, dist, device, batch, show_progress)
+        return _generate_chunks(spec, out, shard, pool, dist, device, batch, progress)
 
 
-def _generate_chunks(spec, out, shard, pool, dist, device, batch, show_progress):
+def _generate_chunks(spec, out, shard, pool, dist, device, batch, progress):
     from rich.progress import TextColumn
 
     from seisinv import __version__
@@ -321,7 +324,7 @@ def _generate_chunks(spec, out, shard, pool, dist, device, batch, show_progress)
     started = time.perf_counter()
 
     bar = progress_bar(TextColumn("{task.fields[rate]}"),
-                       disable=not (show_progress and dist.is_main))
+                       disable=not (progress and dist.is_main))
     with bar:
         task = bar.add_task("generate", total=report.total, rate="")
 

@@ -62,8 +62,9 @@ def run_simulate(
     *,
     device: str = "auto",
     batch: int | None = None,
-    show_progress: bool = True,
+    progress: bool = True,
     overwrite: bool = False,
+    show_progress: bool | None = None,
 ) -> SimulateReport:
     """Simulate the survey's gathers over every map in ``models`` and write them to ``out``.
 
@@ -74,6 +75,7 @@ def run_simulate(
         out: a ``.npy`` file for the OpenFWI layout, a folder for Speed & Structure.
         device: torch device ("auto": CUDA if present).
         batch: samples per physics call (default ``auto_batch``).
+        progress: draw the progress bar (``show_progress``: its older name, still accepted).
         overwrite: ``out`` was simulated from other maps or another survey: delete it and start
             again (default: refuse, naming the difference; see ``seisinv.outdir``).
 
@@ -83,6 +85,7 @@ def run_simulate(
     """
     from seisinv.runtime import resolve_device
 
+    progress = progress if show_progress is None else show_progress
     resolve_device(device)
     out = Path(out)
     if batch is not None and batch < 1:
@@ -103,21 +106,21 @@ def run_simulate(
     maps.check_all()
     if in_place:
         with lock_output(out, "seisinv simulate"):
-            return _run_simulate(maps, survey, out, device, batch, show_progress)
+            return _run_simulate(maps, survey, out, device, batch, progress)
     provenance = {"models": dataset_identity(models), "survey": survey.to_dict()}
     with claim_output(out, "seisinv simulate", provenance, inputs=[models], overwrite=overwrite,
                       is_file=survey.layout == "openfwi"):
-        return _run_simulate(maps, survey, out, device, batch, show_progress)
+        return _run_simulate(maps, survey, out, device, batch, progress)
 
 
-def _run_simulate(maps, survey, out, device, batch, show_progress) -> SimulateReport:
+def _run_simulate(maps, survey, out, device, batch, progress) -> SimulateReport:
     from rich.progress import TextColumn
 
     from seisinv.runtime import progress_bar
 
     report = SimulateReport(out=out, total=len(maps))
     started = time.perf_counter()
-    bar = progress_bar(TextColumn("{task.fields[rate]}"), disable=not show_progress)
+    bar = progress_bar(TextColumn("{task.fields[rate]}"), disable=not progress)
     try:
         with bar:
             task = bar.add_task("simulate", total=len(maps), rate="")
