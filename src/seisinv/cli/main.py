@@ -67,8 +67,8 @@ def flag_message(exc: BaseException) -> str:
 
         where = f"{exc.filename}: " if exc.filename else ""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return (f"disk full while writing {exc.filename or 'the output'}; finished samples "
-                    "are kept and will not be redone when the same command is rerun")
+            return (f"disk full while writing {exc.filename or 'the output'}; free space and "
+                    "rerun the same command (finished work is kept; training: add --resume)")
         return f"{where}{exc.strerror or exc}"
     text = str(exc)
     argument = getattr(exc, "argument", None)
