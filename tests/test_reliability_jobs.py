@@ -172,7 +172,7 @@ def test_fwi_refuses_other_settings_and_keeps_its_config_record(tmp_path):
 
 def test_fwi_negative_limit_is_refused(tmp_path):
     data = _dataset(tmp_path / "d", n=2)
-    with pytest.raises(SeisinvError, match="limit -2: must be at least 1") as info:
+    with pytest.raises(SeisinvError, match="limit -2: must be a positive number") as info:
         run_fwi(data, FWI, "gradient", tmp_path / "F", FwiConfig(iters=1), limit=-2,
                 forward=_toy_forward, show_progress=False)
     assert flag_message(info.value).startswith("--limit -2")
@@ -330,3 +330,21 @@ def test_fwi_bad_init_leaves_no_stub(tmp_path):
     with pytest.raises(SeisinvError, match="--init 'nowhere'"):
         run_fwi(data, FWI, "nowhere", tmp_path / "F", FwiConfig(iters=1), progress=False)
     assert not (tmp_path / "F").exists()
+
+
+def test_disk_full_wrapped_by_other_libraries_is_one_line(monkeypatch, capsys):
+    """safetensors reports ENOSPC in its own exception type; numpy's short write has no errno."""
+    import seisinv.cli.main as cli_main
+    from seisinv.io import is_disk_full
+
+    def full():
+        raise RuntimeError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(cli_main, "app", full)
+    with pytest.raises(SystemExit) as info:
+        cli_main.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "disk full" in err and "Traceback" not in err
+    assert is_disk_full(OSError("4900 requested and 4064 written"))
+    assert not is_disk_full(OSError("something else"))

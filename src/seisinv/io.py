@@ -132,8 +132,13 @@ def npy_failure(path: str | os.PathLike, exc: BaseException) -> str:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """True for the OS errors of a full disk or an exhausted quota."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """True for the OS errors of a full disk or an exhausted quota (numpy reports a short write
+    to a full disk without an errno: "N requested and M written")."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return exc.errno is None and "requested and" in str(exc) and "written" in str(exc)
 
 
 def preallocate(path: str | os.PathLike, size: int | None = None) -> None:

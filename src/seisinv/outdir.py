@@ -178,7 +178,8 @@ def _remove_empty(created: list[Path]) -> None:
 def _acquire(path: Path, command: str, argument: str, out: Path):
     for _ in range(10):
         try:
-            handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+            # Unbuffered: a full disk fails in write() below, never later in close().
+            handle = open(path, "a+b", buffering=0)  # noqa: SIM115 - held for the lock's life
         except OSError as exc:
             raise OutputError(f"{argument} {out}: cannot create the lock file {path.name} "
                               f"({exc.strerror or exc})", argument) from None
@@ -207,10 +208,16 @@ def _acquire(path: Path, command: str, argument: str, out: Path):
         if stale:
             log.info("%s: taking over the lock of %s, which is no longer running", out,
                      _describe_holder(stale))
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "command": command}) + "\n")
-        handle.flush()
+        try:
+            handle.truncate()
+            handle.write((json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                      "command": command}) + "\n").encode())
+        except OSError as exc:  # a full disk already
+            handle.close()
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise OutputError(f"{argument} {out}: cannot write the lock file {path.name} "
+                              f"({exc.strerror or exc}); nothing was written", argument) from None
         return handle
     raise OutputError(f"{argument} {out}: could not take the lock {path.name}", argument)
 
@@ -484,7 +491,6 @@ def claim_output(
     elif out.exists() and read_record(out, True) is None:
         raise OutputError(f"{argument} {out}: exists and was not written by {command!r}; "
                           "choose another output", argument)
-    existed = out.exists()
     with lock_output(out, command, is_file=is_file, name=lock_name, argument=argument) as lock:
         try:
             changed = compare(out, provenance, is_file)
@@ -503,8 +509,9 @@ def claim_output(
                 record(out, provenance, command, is_file)
             yield out
         except BaseException:
-            if not existed:
-                _remove_stub(out, is_file)
+            # No result yet: remove the record and metadata this run (or an earlier failed one)
+            # wrote; lock_output then removes the folder if this call created it.
+            _remove_stub(out, is_file)
             raise
         finally:
             del lock

@@ -63,10 +63,10 @@ def flag_message(exc: BaseException) -> str:
     (``out /x: ...`` -> ``--out /x: ...``) and OS errors (disk full, permissions) without a
     traceback."""
     if isinstance(exc, OSError) and not isinstance(exc, SeisinvError):
-        import errno
+        from seisinv.io import is_disk_full
 
         where = f"{exc.filename}: " if exc.filename else ""
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             return (f"disk full while writing {exc.filename or 'the output'}; free space and "
                     "rerun the same command (finished work is kept; training: add --resume)")
         return f"{where}{exc.strerror or exc}"
@@ -100,6 +100,17 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {escape(flag_message(exc))}", highlight=False,
                           soft_wrap=True)
         sys.exit(1)
+    except Exception as exc:
+        # Libraries that wrap a full disk in their own exception (safetensors, torch.save).
+        if DISK_FULL_TEXT not in str(exc):
+            raise
+        err_console.print(f"[bold red]error:[/] disk full ({escape(str(exc))}); free space and "
+                          "rerun the same command (finished work is kept; training: add "
+                          "--resume)", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+DISK_FULL_TEXT = "No space left on device"
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
     started = time.perf_counter()
     progress = progress if show_progress is None else show_progress
     if limit is not None and limit < 1:
-        raise ArgumentError(f"limit {limit}: must be at least 1 (or None for every sample)",
+        raise ArgumentError(f"limit {limit}: must be a positive number of samples",
                             "limit")
     if init not in ("smooth", "gradient") and not (Path(init) / "manifest.json").exists():
         raise ConfigError(f"--init {init!r}: expected smooth, gradient or a prediction directory "

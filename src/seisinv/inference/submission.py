@@ -24,7 +24,6 @@ grid, and ``challenge_grid_note`` says that the challenge will not score it.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from seisinv.errors import DataError
-from seisinv.io import atomic_open
+from seisinv.io import atomic_open, is_disk_full
 from seisinv.outdir import OutputError
 from seisinv.survey import OPENFWI, SPEED_STRUCTURE, Survey
 
@@ -269,7 +268,7 @@ def write_submission(
     try:
         return writer(path, predictions, survey, expected_ids)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             raise OutputError(f"path {path}: disk full while writing the submission; nothing "
                               "was written", argument="path") from None
         raise OutputError(f"path {path}: cannot write ({exc.strerror or exc})",
