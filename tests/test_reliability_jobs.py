@@ -348,3 +348,13 @@ def test_disk_full_wrapped_by_other_libraries_is_one_line(monkeypatch, capsys):
     assert "disk full" in err and "Traceback" not in err
     assert is_disk_full(OSError("4900 requested and 4064 written"))
     assert not is_disk_full(OSError("something else"))
+
+
+def test_library_argument_names_become_flags_in_the_cli(tmp_path):
+    result = runner.invoke(app, ["generate", "--n", "0", "--out", str(tmp_path / "g")])
+    assert result.exit_code != 0
+    assert flag_message(result.exception) == "--n 0: must be at least 1"
+    result = runner.invoke(app, ["generate", "--per-file", "0", "--n", "1", "--out",
+                                 str(tmp_path / "g")])
+    assert flag_message(result.exception) == "--per-file 0: must be at least 1"
+    assert not (tmp_path / "g").exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import ArgumentError
 from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.manifest import (
     PROGRESS_DIR,
@@ -39,6 +39,7 @@ from seisinv.geology import check_family, check_vrange, resolve_family, sample_s
 from seisinv.io import disk_full_error, write_yaml
 from seisinv.outdir import (
     LOCK_NAME,
+    OutputError,
     check_out_not_inside_inputs,
     clear_output,
     lock_output,
@@ -74,18 +75,19 @@ class GenerateSpec:
 
     def __post_init__(self) -> None:
         if not self.families:
-            raise SeisinvError("--families: name at least one velocity family")
+            raise ArgumentError("families: name at least one velocity family", "families")
         for family in self.families:
             check_family(family)
         if self.n < 1:
-            raise SeisinvError(f"--n must be at least 1, got {self.n}")
+            raise ArgumentError(f"n {self.n}: must be at least 1", "n")
         if self.per_file < 1:
-            raise SeisinvError(f"--per-file must be at least 1, got {self.per_file}")
+            raise ArgumentError(f"per_file {self.per_file}: must be at least 1", "per_file")
         if self.seed < 0:
-            raise SeisinvError(f"--seed must be non-negative, got {self.seed}")
+            raise ArgumentError(f"seed {self.seed}: must be non-negative", "seed")
         check_vrange(self.survey, self.vrange)
         if self.mix_from is not None and "mix" not in self.families:
-            raise SeisinvError("--mix-from is given but 'mix' is not among --families")
+            raise ArgumentError("mix_from is given but 'mix' is not among the families",
+                                "mix_from")
 
     @property
     def velocity_range(self) -> tuple[float, float]:
@@ -132,9 +134,9 @@ class Shard:
         try:
             k, count = (int(part) for part in text.split("/"))
         except ValueError:
-            raise SeisinvError(f"--shard {text!r}: expected K/N, e.g. 1/4") from None
+            raise ArgumentError(f"shard {text!r}: expected K/N, e.g. 1/4", "shard") from None
         if count < 1 or not 1 <= k <= count:
-            raise SeisinvError(f"--shard {text!r}: expected K/N with 1 <= K <= N")
+            raise ArgumentError(f"shard {text!r}: expected K/N with 1 <= K <= N", "shard")
         return cls(k, count)
 
     def chunks(self, n_chunks: int, rank: int = 0, world_size: int = 1) -> list[int]:
@@ -171,9 +173,9 @@ def _open_pool(spec: GenerateSpec) -> VelocityMaps | None:
     for i in range(len(pool)):
         v = pool[i]
         if v.min() < lo - tolerance or v.max() > hi + tolerance:
-            raise SeisinvError(
-                f"--mix-from {spec.mix_from}: map {pool.ids[i]} spans {v.min():g}..{v.max():g} "
-                f"{spec.survey.units}, outside the velocity range {lo:g}..{hi:g}"
+            raise ArgumentError(
+                f"mix_from {spec.mix_from}: map {pool.ids[i]} spans {v.min():g}..{v.max():g} "
+                f"{spec.survey.units}, outside the velocity range {lo:g}..{hi:g}", "mix_from"
             )
     return pool
 
@@ -188,7 +190,7 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
             (True deletes the earlier output and starts again).
     """
     if out.exists() and not out.is_dir():
-        raise SeisinvError(f"--out {out}: exists and is not a folder")
+        raise OutputError(f"out {out}: exists and is not a folder")
     # Before anything is created in it: a foreign folder gets no .progress/ stub.
     if out.is_dir() and not (out / SPEC_FILE).exists() and not (out / SURVEY_FILE).exists():
         refuse_foreign(out, "seisinv generate", own=(PROGRESS_DIR,))
@@ -196,9 +198,9 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
         out.mkdir(parents=True, exist_ok=True)
         (out / PROGRESS_DIR).mkdir(exist_ok=True)
     except OSError as exc:
-        raise SeisinvError(f"--out {out}: cannot create folder ({exc.strerror or exc})") from None
+        raise OutputError(f"out {out}: cannot create folder ({exc.strerror or exc})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise SeisinvError(f"--out {out}: folder is not writable")
+        raise OutputError(f"out {out}: folder is not writable")
     with folder_lock(out):
         spec_path = out / SPEC_FILE
         wanted = spec.identity()
@@ -215,34 +217,34 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
                 spec_path.unlink(missing_ok=True)
             elif changed:
                 diffs = ", ".join(f"{k}={earlier.get(k)!r} (now {wanted[k]!r})" for k in changed)
-                raise SeisinvError(
-                    f"--out {out}: holds a generate run with different arguments: {diffs}; "
-                    "rerun with the same arguments to resume, choose another --out, or pass "
-                    "--overwrite to start again"
+                raise OutputError(
+                    f"out {out}: holds a generate run with different arguments: {diffs}; "
+                    "rerun with the same arguments to resume, choose another output, or pass "
+                    "overwrite=True to start again"
                 )
         if spec_path.exists():
             stored = survey_from_dict(
                 yaml.safe_load((out / SURVEY_FILE).read_text()), source=str(out / SURVEY_FILE)
             )
             if stored.to_dict() != spec.survey.to_dict():
-                raise SeisinvError(
-                    f"--out {out}: was generated for a different survey definition "
-                    f"({out / SURVEY_FILE}); use the same --survey or another --out"
+                raise OutputError(
+                    f"out {out}: was generated for a different survey definition "
+                    f"({out / SURVEY_FILE}); use the same survey or another output"
                 )
             return
         # survey.yaml alone is a first run killed before generate.yaml was written.
         others = [p.name for p in out.iterdir() if p.name not in (PROGRESS_DIR, SURVEY_FILE)
                   and not p.name.startswith(LOCK_NAME)]
         if others:
-            raise SeisinvError(
-                f"--out {out}: not empty and not a seisinv generate output "
+            raise OutputError(
+                f"out {out}: not empty and not a seisinv generate output "
                 f"(found {', '.join(sorted(others)[:3])}); choose an empty or new folder"
             )
         try:
             write_yaml(out / SURVEY_FILE, spec.survey.to_dict())
             write_yaml(spec_path, wanted)
         except OSError as exc:
-            raise SeisinvError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(f"out {out}: cannot write ({exc.strerror or exc})") from None
 
 
 def _chunk_velocities(
@@ -296,7 +298,7 @@ def run_generate(
     survey = spec.survey
     resolve_device(device)
     if batch is not None and batch < 1:
-        raise SeisinvError(f"--batch must be at least 1, got {batch}")
+        raise ArgumentError(f"batch {batch}: must be at least 1", "batch")
     batch = batch or auto_batch(survey, spec.per_file)
     if spec.mix_from is not None:
         check_out_not_inside_inputs(out, [spec.mix_from])

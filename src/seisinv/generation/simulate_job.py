@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import ArgumentError
 from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.maps import VELOCITY_FILE, VelocityMaps
 from seisinv.generation.writers import (
@@ -32,6 +32,7 @@ from seisinv.generation.writers import (
 )
 from seisinv.io import disk_full_error, preallocate, publish_mode, write_json
 from seisinv.outdir import (
+    OutputError,
     check_out_not_inside_inputs,
     claim_output,
     dataset_identity,
@@ -89,15 +90,15 @@ def run_simulate(
     resolve_device(device)
     out = Path(out)
     if batch is not None and batch < 1:
-        raise SeisinvError(f"--batch must be at least 1, got {batch}")
+        raise ArgumentError(f"batch {batch}: must be at least 1", "batch")
     batch = batch or auto_batch(survey, 64)
     if survey.layout == "openfwi" and out.suffix != ".npy":
-        raise SeisinvError(
-            f"--out {out}: survey {survey.name!r} stores gathers as one .npy file; "
+        raise OutputError(
+            f"out {out}: survey {survey.name!r} stores gathers as one .npy file; "
             "give a path ending in .npy"
         )
     if survey.layout == "speed-structure" and out.exists() and not out.is_dir():
-        raise SeisinvError(f"--out {out}: survey {survey.name!r} writes a folder per sample")
+        raise OutputError(f"out {out}: survey {survey.name!r} writes a folder per sample")
     # Speed & Structure folders may receive their gathers in place: vp_model.npy is kept.
     in_place = survey.layout == "speed-structure" and out.resolve() == Path(models).resolve()
     if not in_place:
