@@ -417,10 +417,12 @@ def refuse_foreign(out: str | os.PathLike, command: str, own: Iterable[str] = ()
         return
     others = sorted(set(present) - allowed)
     if others:
+        older = ("; an output of a seisinv without provenance records must be deleted or moved"
+                 if {"manifest.json", "generate.yaml"} & set(others) else "")
         raise OutputError(
             f"{argument} {out}: not empty and not an output of {command!r} (found "
             f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose an empty or "
-            "new folder", argument)
+            f"new folder{older}", argument)
 
 
 def clear_output(out: str | os.PathLike, is_file: bool = False) -> None:
