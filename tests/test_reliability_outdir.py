@@ -180,3 +180,15 @@ def test_out_that_cannot_be_created_is_one_error(tmp_path):
         pass
     with pytest.raises(OutputError, match="cannot create"), lock_output("/proc/x", "t"):
         pass
+
+
+def test_small_files_rewritten_unchanged_keep_the_identity(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.csv").write_text("id\na\n")
+    before = dataset_identity(data)
+    time.sleep(0.01)
+    (data / "manifest.csv").write_text("id\na\n")  # same content, new mtime
+    assert dataset_identity(data) == before
+    (data / "manifest.csv").write_text("id\nb\n")  # same size, other content
+    assert dataset_identity(data)["fingerprint"] != before["fingerprint"]

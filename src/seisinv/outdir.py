@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".seisinv-lock"
 RECORD_NAME = "provenance.json"
 RECORD_FORMAT = 1
+SMALL_FILE = 64 * 1024  # bytes; dataset_identity hashes files up to this size instead of mtimes
 
 # Locks this process holds: resolved lock path -> (open file, depth).
 _HELD: dict[Path, list] = {}
@@ -227,8 +228,9 @@ def dataset_identity(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     """A cheap identity of input files or folders: resolved paths plus a fingerprint.
 
     The fingerprint is a sha256 over every visible file's relative path, size and modification
-    time (no file is read), with the file count and total size alongside. Replacing, editing or
-    adding a file changes it; moving the whole dataset changes ``paths``.
+    time (files up to ``SMALL_FILE`` bytes: their content instead; no data file is read), with the
+    file count and total size alongside. Replacing, editing or adding a file changes it; moving
+    the whole dataset changes ``paths``.
 
     Returns:
         ``{"paths": [...], "files": n, "bytes": total, "fingerprint": "sha256 hex"}``.
@@ -244,7 +246,10 @@ def dataset_identity(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
         for file in _visible_files(root):
             stat = file.stat()
             rel = file.name if file == root else str(file.relative_to(root))
-            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            # Small files (manifests, YAML) by content: rewriting them unchanged (a no-op
+            # `generate` rerun rebuilds manifest.csv) must not look like new data.
+            stamp = _sha256(file) if stat.st_size <= SMALL_FILE else stat.st_mtime_ns
+            digest.update(f"{rel}\0{stat.st_size}\0{stamp}\n".encode())
             count += 1
             total += stat.st_size
     return {"paths": resolved, "files": count, "bytes": total, "fingerprint": digest.hexdigest()}

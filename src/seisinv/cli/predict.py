@@ -135,7 +135,8 @@ def register(app: typer.Typer) -> None:
         info = {"members": [str(m) for m in members], **plan.to_dict()}
         from seisinv.outdir import claim_output, dataset_identity
 
-        provenance = {"members": dataset_identity(members), "plan": info,
+        # The members' maps only: qc/evaluate files added beside them change nothing.
+        provenance = {"members": dataset_identity([m / "velocity" for m in members]), "plan": info,
                       "fit_on": dataset_identity(fit_on) if fit_on is not None else None}
         with claim_output(out, "seisinv ensemble", provenance, overwrite=overwrite,
                           inputs=[*members, fit_on, plan_file]):

@@ -143,11 +143,14 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
         raise DataError(f"{data}: no samples to invert")
     out = Path(out)
     inputs = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-    settings = {"config": config.model_dump(exclude={"device"}), "init": str(init),
+    settings = {"config": config.model_dump(), "init": str(init),
                 "smooth_sigma_m": smooth_sigma_m, "simulation_coarsen": simulation_coarsen}
     init_dir = None if init in ("smooth", "gradient") else init
-    provenance = {**settings, "data": dataset_identity(inputs), "survey": survey.to_dict(),
-                  "init_files": dataset_identity(init_dir) if init_dir else None}
+    # The device does not change the answer (beyond rounding): a run may resume on another one.
+    provenance = {**settings, "config": config.model_dump(exclude={"device"}),
+                  "data": dataset_identity(inputs), "survey": survey.to_dict(),
+                  # the maps only: qc/evaluate/report files added beside them change nothing
+                  "init_files": dataset_identity(Path(init_dir) / "velocity") if init_dir else None}
     with claim_output(out, "seisinv fwi", provenance, inputs=[*inputs, init_dir],
                       overwrite=overwrite):
         try:
