@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         from seisinv.training import load_run
 
         names = parse_tta(tta)
-        check_out_not_inside_inputs(out, [data, run or checkpoint])
+        check_out_not_inside_inputs(out, [data])  # before loading; the checkpoint: run_predict
         loaded = load_run(run or checkpoint, which=weights, device=device)
         done, total = run_predict(loaded, data, out, tta=names, batch=batch, overwrite=overwrite,
                                   progress=progress)
