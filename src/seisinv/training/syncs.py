@@ -14,6 +14,8 @@ host read of a tensor (the Python methods above), which is what would synchronis
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,6 +23,9 @@ from collections.abc import Sequence
 import torch
 
 _HOST_METHODS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
+# torch's own code reads host-resident bookkeeping tensors by design (AdamW's step counts, the
+# DataLoader's seeds), which never wait for a GPU; the CPU count leaves them out.
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 
 
 def to_host(values: Sequence[torch.Tensor]) -> list[float]:
@@ -47,8 +52,9 @@ class SyncCounter:
         syncs.where          # the first few call sites ("file:line"), to find them
 
     On CUDA the count is CUDA's own (every synchronising call, whoever makes it). On other
-    devices every host read of a tensor's values from the main thread counts (DataLoader workers
-    run in other processes and are not counted).
+    devices every host read of a tensor's values from the main thread counts, except reads made
+    by torch's own code (host-resident bookkeeping such as AdamW's step counters, which stays on
+    the CPU on a GPU run too); DataLoader workers run in other processes and are not counted.
     """
 
     def __init__(self, device: torch.device | str = "cpu", keep_sites: int = 10) -> None:
@@ -79,11 +85,10 @@ class SyncCounter:
 
         def wrap(name, original):
             def counted(tensor, *args, **kwargs):
-                if threading.current_thread() is main and not getattr(counted, "busy", False):
-                    import traceback
-
-                    frame = traceback.extract_stack(limit=2)[0]
-                    counter._note(f"{frame.filename}:{frame.lineno} ({name})")
+                caller = sys._getframe(1)
+                if (threading.current_thread() is main and not getattr(counted, "busy", False)
+                        and not caller.f_code.co_filename.startswith(_TORCH_DIR)):
+                    counter._note(f"{caller.f_code.co_filename}:{caller.f_lineno} ({name})")
                     # A method implemented through another one (tolist -> item) counts once.
                     counted.busy = True
                     try:
