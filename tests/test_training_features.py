@@ -367,3 +367,21 @@ def test_torchrun_hint():
     hint = torchrun_hint(4, ["train", "x.yaml", "--set", "data.train=[a b]"])
     assert "torchrun --nproc_per_node 4 -m seisinv.cli.main train x.yaml --set " \
            "'data.train=[a b]'" in hint
+
+
+def test_cli_prints_the_torchrun_command_when_several_gpus_are_visible(dataset, tmp_path,  # noqa: F811
+                                                                       monkeypatch):
+    from typer.testing import CliRunner
+
+    from seisinv.cli.main import app
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    args = ["train", "tiny-openfwi", "--out", str(tmp_path / "run"), "--set", "device=cpu"]
+    monkeypatch.setattr(sys, "argv", ["seisinv", *args])
+    result = CliRunner().invoke(app, args)  # cpu: no hint; fails later on missing data.train
+    assert "--nproc_per_node" not in result.output
+    args = ["train", "tiny-openfwi", "--out", str(tmp_path / "run2"), "--set", "steps=0"]
+    monkeypatch.setattr(sys, "argv", ["seisinv", *args])
+    result = CliRunner().invoke(app, args)
+    assert "torchrun --nproc_per_node 2 -m seisinv.cli.main train tiny-openfwi" in result.output
