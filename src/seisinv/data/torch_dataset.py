@@ -26,7 +26,8 @@ class SeismicDataset(Dataset):
     - ``velocity``: (nz, nx) float32 tensor, depth first, survey units; NaN-filled when unknown;
     - ``id`` (str), ``family`` (str, "" when unknown), ``synthetic`` (bool), ``index`` (int:
       position in ``source``), ``augment_skipped`` (bool: the augmentation made the sample
-      non-finite, so it is returned unaugmented).
+      non-finite, so it is returned unaugmented), ``flip_pending`` (bool: flipped by index with
+      ``Augment.defer_flip``; the loop re-simulates its unmatched shots on the device).
 
     ``dataset[i]`` uses the epoch of ``set_epoch``; ``dataset[(epoch, i)]`` names it (what
     ``EpochSampler(..., with_epoch=True)`` yields, for persistent workers).
@@ -72,7 +73,7 @@ class SeismicDataset(Dataset):
         index = self.indices[i]
         sample = self.source[index]
         gathers, velocity = sample.gathers, sample.velocity
-        skipped = False
+        skipped = pending = False
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
             augmented, augmented_velocity = self.augment(gathers, velocity, rng)
@@ -82,6 +83,7 @@ class SeismicDataset(Dataset):
                 augmented_velocity is None or np.isfinite(augmented_velocity).all()
             ):
                 gathers, velocity = augmented, augmented_velocity
+                pending = bool(getattr(self.augment, "pending_flip", False))
             else:
                 skipped = True
         if velocity is None:
@@ -96,6 +98,7 @@ class SeismicDataset(Dataset):
             "synthetic": bool(sample.synthetic),
             "index": index,
             "augment_skipped": skipped,
+            "flip_pending": pending,
         }
 
 

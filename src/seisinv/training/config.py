@@ -253,6 +253,10 @@ class TrainConfig(_Section):
         channels_last: keep the model and its 4-d inputs in ``torch.channels_last`` layout
             (faster convolutions on recent GPUs with bf16).
         prefetch_factor: batches each DataLoader worker prepares ahead.
+        device_flip: where the ``flip`` augmentation re-simulates its unmatched shots: "auto"
+            (on the training device, in one call per batch, when it is a GPU), true (on the
+            training device whatever it is), false (in the DataLoader workers, per sample); see
+            ``seisinv.training.device_flip``.
     """
 
     name: str = "run"
@@ -282,6 +286,7 @@ class TrainConfig(_Section):
     init_weights: Literal["ema", "model"] = "ema"
     channels_last: bool = False
     prefetch_factor: int = Field(2, ge=1)
+    device_flip: bool | Literal["auto"] = "auto"
 
     @model_validator(mode="after")
     def _task_metric(self) -> TrainConfig:

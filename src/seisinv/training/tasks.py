@@ -33,6 +33,8 @@ class VelocityTask:
 
     def __init__(self, loss: Loss, survey: Survey) -> None:
         self.loss_fn, self.survey = loss, survey
+        # A seisinv.training.device_flip.DeviceFlip when the flip is re-simulated on the device.
+        self.flip = None
 
     def check_model(self, model) -> None:
         """Nothing to check: every registered model maps gathers to velocity."""
@@ -41,11 +43,13 @@ class VelocityTask:
         """Any family (or none) is fine."""
 
     def batch(self, batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, target) on ``device``, copied without waiting (pinned host memory)."""
-        return (
-            batch["gathers"].to(device, non_blocking=True),
-            batch["velocity"].to(device, non_blocking=True),
-        )
+        """(inputs, target) on ``device``, copied without waiting (pinned host memory); the
+        shots of deferred flips are modelled here (``DeviceFlip``)."""
+        inputs = batch["gathers"].to(device, non_blocking=True)
+        target = batch["velocity"].to(device, non_blocking=True)
+        if self.flip is not None and "flip_pending" in batch:
+            inputs = self.flip(inputs, target, batch["flip_pending"])
+        return inputs, target
 
     def loss(self, pred, target, inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar loss and each term's batch mean (detached tensors, read at logging time)."""

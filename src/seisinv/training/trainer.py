@@ -85,6 +85,7 @@ RESUMABLE_CHANGES = (
     "checkpoint",
     "val_every_epochs",
     "prefetch_factor",
+    "device_flip",
 )
 
 
@@ -546,6 +547,11 @@ def train(
             raise CheckpointError(f"init_from {config.init_from!r}: {exc}") from None
     loss = Loss(config.loss, LossContext(survey, data.pipeline))
     task = build_task(config.task, model, loss, survey)
+    if config.task == "velocity":
+        from seisinv.training.device_flip import setup_device_flip
+
+        task.flip = setup_device_flip(config.device_flip, device, data.train, data.pipeline,
+                                      survey)
     task.check_families([data.train.source.families[i] for i in data.train.indices],
                         "data.train")
     if data.val is not None:
