@@ -385,3 +385,24 @@ def test_cli_prints_the_torchrun_command_when_several_gpus_are_visible(dataset, 
     monkeypatch.setattr(sys, "argv", ["seisinv", *args])
     result = CliRunner().invoke(app, args)
     assert "torchrun --nproc_per_node 2 -m seisinv.cli.main train tiny-openfwi" in result.output
+
+
+def test_union_fields_report_one_readable_error():
+    from seisinv.training.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=r"batch_size: Input should be greater than or equal to "
+                                          r"1 or Input should be 'auto'$"):
+        config_from_dict({"batch_size": 0})
+
+
+def test_persistent_workers_draw_each_epochs_augmentation(dataset, tmp_path):  # noqa: F811
+    """One worker process kept across epochs gives the losses of loading in the main process:
+    the epoch reaches the worker with every index, so epoch 2 draws new augmentations."""
+    from seisinv.training.trainer import train
+
+    def losses(workers):
+        config = tiny_config(dataset, *SHORT, "epochs=2", f"workers={workers}",
+                             "data.augment=[{name: noise, level: 0.5, p: 1.0}]")
+        return [e["loss"] for e in train(config, tmp_path / f"w{workers}").history]
+
+    assert losses(1) == losses(0)

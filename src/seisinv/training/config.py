@@ -11,6 +11,7 @@ ignored.
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -373,6 +374,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+_UNION_TAG = re.compile(r"^(constrained-)?(int|float|bool|str|literal\[.*\]|function-.*)$")
+
+
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
     """Validate a mapping as a ``TrainConfig``.
 
@@ -386,11 +390,14 @@ def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: dict[str, list[str]] = {}
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(config)"
+            # A union (``int | "auto"``) reports one error per member, tagged in the location.
+            loc = [str(p) for p in err["loc"] if not _UNION_TAG.match(str(p))]
+            where = ".".join(loc) or "(config)"
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {message}")
+            problems.setdefault(where, []).append(message)
+        problems = [f"{where}: {' or '.join(messages)}" for where, messages in problems.items()]
         raise ConfigError(f"{source}: invalid training config: {'; '.join(problems)}") from None
 
 
