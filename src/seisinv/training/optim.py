@@ -83,7 +83,7 @@ def create_ema(model: nn.Module, config: EmaConfig):
     from timm.utils import ModelEmaV3
 
     options = {}
-    # ``dtype`` exists only in recent timm (not in 1.0.20); without it the copy keeps the
+    # ``dtype`` exists from timm 1.0.31 (not in 1.0.30); without it the copy keeps the
     # model's dtype, float32 here (autocast changes activations, not parameters): same result.
     if "dtype" in inspect.signature(ModelEmaV3.__init__).parameters:
         options["dtype"] = torch.float32
