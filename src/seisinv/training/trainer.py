@@ -61,7 +61,7 @@ from seisinv.training.distributed import (
 from seisinv.training.losses import Loss, LossContext
 from seisinv.training.optim import build_optimizer, create_ema, resolve_precision, set_lr
 from seisinv.training.schedule import lr_at
-from seisinv.training.state import (  # noqa: F401  (rng helpers kept importable from here)
+from seisinv.training.state import (
     TrainState,
     better,
     checkpoint_state,
@@ -446,7 +446,13 @@ def _resolve_auto(config: TrainConfig, model, task, data: TrainData, device, amp
             model.zero_grad(set_to_none=True)
 
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        # The trial steps must leave no trace: BatchNorm statistics and the RNG streams are put
+        # back, so the run starts exactly as with a fixed batch size.
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        rng = rng_state()
         update["batch_size"] = probe_batch_size(trial, device, per_rank, param_bytes)
+        model.load_state_dict(weights)
+        set_rng_state(rng)
     if not update:
         return config
     log.info("resolved %s", ", ".join(f"{k}={v}" for k, v in update.items()))
