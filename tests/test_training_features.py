@@ -406,3 +406,30 @@ def test_persistent_workers_draw_each_epochs_augmentation(dataset, tmp_path):  #
         return [e["loss"] for e in train(config, tmp_path / f"w{workers}").history]
 
     assert losses(1) == losses(0)
+
+
+def test_batch_probe_extrapolates_the_measured_peak_memory(monkeypatch):
+    """probe_batch_size on a stand-in CUDA memory model: 50 MB fixed + 40 MB per sample."""
+    from seisinv.training import auto
+
+    mb = 2**20
+    peak = {"value": 0}
+    fake = types.SimpleNamespace(
+        mem_get_info=lambda device: (8 * 1024 * mb, 80 * 1024 * mb),
+        synchronize=lambda device: None,
+        reset_peak_memory_stats=lambda device: peak.update(value=0),
+        memory_allocated=lambda device: 0,
+        max_memory_allocated=lambda device: peak["value"],
+    )
+    monkeypatch.setattr(auto.torch, "cuda", fake)
+    sizes = []
+
+    def step(size):
+        sizes.append(size)
+        peak["value"] = 50 * mb + 40 * mb * size
+
+    batch = auto.probe_batch_size(step, torch.device("cuda"), samples=10_000, param_bytes=10 * mb)
+    assert sizes == [1, auto.PROBE_BATCH]
+    # budget 0.8 * 8 GiB - (50 MB + 2 x 10 MB of AdamW moments) = 6483 MB -> 162 samples -> 128
+    assert batch == 128
+    assert auto.probe_batch_size(step, torch.device("cpu"), samples=5, param_bytes=0) == 5
