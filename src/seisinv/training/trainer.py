@@ -781,6 +781,7 @@ def train(
                     state.epoch, state.micro = state.epoch + 1, 0
                 if state.step >= total or state.epoch % config.val_every_epochs == 0:
                     if val_loader is not None and validated_at != state.step:
+                        flush()  # never validate (or keep as best) weights a NaN reached
                         last_val = validate()
                         validated_at = state.step
                         logger.write({"kind": "val", "step": state.step, "epoch": state.epoch,
