@@ -154,12 +154,13 @@ class Augment:
         if not self.steps or not hasattr(self.steps[-1], "deferred"):
             return False
         last = self.steps[-1]
-        if self.survey is None or last.strategy == "nearest" or not len(self._redo()):
+        if self.survey is None or last.strategy == "nearest" or not len(self.flip_shots()):
             return False
         last.deferred = True
         return True
 
-    def _redo(self):
+    def flip_shots(self):
+        """Shots a final flip step re-simulates (empty when it does not re-simulate)."""
         from .flip import resimulated_shots, resolve_strategy
 
         last = self.steps[-1]

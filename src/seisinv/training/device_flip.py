@@ -79,4 +79,4 @@ def setup_device_flip(mode: bool | str, device: torch.device, dataset, pipeline,
         log.info("flip re-simulation stays in the DataLoader workers (no final flip step "
                  "that re-simulates shots)")
         return None
-    return DeviceFlip(survey, augment._redo(), transform)
+    return DeviceFlip(survey, augment.flip_shots(), transform)
