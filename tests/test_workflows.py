@@ -221,7 +221,7 @@ def test_training_without_validation_samples_says_so_and_keeps_last(openfwi, tmp
                  "--set", "epochs=1", "--out", run)
     assert "no validation: validation fold 0 of 5 got no samples" in output
     assert "--set 'data.val=[DIR]'" in output
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["history", "last"]
     cli("predict", "--run", run, "--data", openfwi["test"], "--out", tmp_path / "pred")
     assert len(PredictionStore(tmp_path / "pred").ids()) == 2
 

@@ -64,6 +64,17 @@ def register(app: typer.Typer) -> None:
         if main:
             action = "resuming" if resume else "training"
             console.print(f"{action} {cfg.name!r} ({cfg.model.name}) -> {run_dir}")
+            if cfg.device != "cpu":
+                import sys
+
+                import torch
+
+                from seisinv.training.distributed import torchrun_hint
+
+                gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                hint = torchrun_hint(gpus, sys.argv[1:], dist_info().world_size)
+                if hint:
+                    console.print(hint, markup=False, highlight=False)
         def echo(line: str) -> None:
             console.print(line, markup=False, highlight=False)
 

@@ -53,11 +53,19 @@ def _flip(survey: Survey, p: float = 0.5, strategy: str = "auto") -> AugmentStep
         raise ConfigError(f"augmentation flip: strategy {strategy!r}; use {', '.join(STRATEGIES)}")
 
     def flip(gathers, velocity, rng):
+        flip.pending = False
         if rng.random() >= p:
             return gathers, velocity
-        flipped = flip_sample(Sample("augment", gathers, velocity), survey, strategy=strategy)
+        use = strategy
+        if flip.deferred and velocity is not None:
+            # The training loop re-simulates the unmatched shots of the whole batch on its
+            # device (Augment.defer_flip); here only the exact index mirror.
+            use, flip.pending = "nearest", True
+        flipped = flip_sample(Sample("augment", gathers, velocity), survey, strategy=use)
         return flipped.gathers, flipped.velocity
 
+    flip.deferred, flip.pending = False, False
+    flip.strategy = strategy
     return flip
 
 
@@ -118,9 +126,11 @@ class Augment:
         steps: the built steps; ``specs`` keeps the config entries for ``repr`` and saving.
     """
 
-    def __init__(self, steps: Sequence[AugmentStep], specs: Sequence[dict]) -> None:
+    def __init__(self, steps: Sequence[AugmentStep], specs: Sequence[dict],
+                 survey: Survey | None = None) -> None:
         self.steps = list(steps)
         self.specs = [dict(s) for s in specs]
+        self.survey = survey
 
     def __repr__(self) -> str:
         return f"Augment({[s['name'] for s in self.specs]})"
@@ -130,6 +140,39 @@ class Augment:
         for step in self.steps:
             gathers, velocity = step(gathers, velocity, rng)
         return gathers, velocity
+
+    def defer_flip(self) -> bool:
+        """Leave the simulation part of a final ``flip`` step to the caller.
+
+        When the last step is a ``flip`` whose strategy re-simulates shots, it then mirrors by
+        index only and ``pending_flip`` tells whether the sample just augmented was flipped; the
+        caller re-simulates the unmatched shots of a batch at once
+        (``seisinv.data.flip.flip_batch``). The flip must be last so no later step acts on shots
+        that will be replaced (earlier steps are dropped on those shots, as ``flip_sample``
+        does). Returns False, changing nothing, when that does not apply.
+        """
+        if not self.steps or not hasattr(self.steps[-1], "deferred"):
+            return False
+        last = self.steps[-1]
+        if self.survey is None or last.strategy == "nearest" or not len(self.flip_shots()):
+            return False
+        last.deferred = True
+        return True
+
+    def flip_shots(self):
+        """Shots a final flip step re-simulates (empty when it does not re-simulate)."""
+        from .flip import resimulated_shots, resolve_strategy
+
+        last = self.steps[-1]
+        strategy = last.strategy
+        if strategy == "auto":
+            strategy = resolve_strategy(self.survey, True)
+        return resimulated_shots(self.survey) if strategy == "resimulate" else []
+
+    @property
+    def pending_flip(self) -> bool:
+        """True when the last sample's deferred flip still needs its shots re-simulated."""
+        return bool(self.steps and getattr(self.steps[-1], "pending", False))
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
         """Augment a whole ``Sample`` (gathers and velocity)."""
@@ -150,4 +193,4 @@ def build_augment(steps: Sequence[dict] | None, survey: Survey) -> Augment:
         except TypeError as exc:
             raise ConfigError(f"augment[{position}] ({spec['name']}): bad parameters ({exc})") \
                 from None
-    return Augment(built, steps or [])
+    return Augment(built, steps or [], survey)

@@ -111,6 +111,54 @@ def flip_gathers(gathers, survey: Survey):
     return np.ascontiguousarray(out) if isinstance(out, np.ndarray) else out.contiguous()
 
 
+def resolve_strategy(survey: Survey, velocity_known: bool) -> str:
+    """What ``"auto"`` means for ``survey``: ``"resimulate"`` when the velocity is known and the
+    receivers mirror exactly, else ``"nearest"``."""
+    cheap = mirror_map(survey).receivers_exact.all()
+    return "resimulate" if velocity_known and cheap else "nearest"
+
+
+def resimulated_shots(survey: Survey) -> np.ndarray:
+    """Shots the ``"resimulate"`` strategy models: those without an exact mirror, or all of them
+    when the receivers do not mirror exactly."""
+    mapping = mirror_map(survey)
+    if not mapping.receivers_exact.all():
+        return np.arange(survey.n_shots)
+    return np.flatnonzero(~mapping.shots_exact)
+
+
+def flip_batch(gathers, velocity, survey: Survey, strategy: Strategy = "auto"):
+    """``flip_sample`` for a batch of torch tensors, with one ``simulate`` call for all samples.
+
+    Args:
+        gathers: (batch, shots, time, receivers) raw gathers (before any transform).
+        velocity: (batch, nz, nx) survey units, depth first, on the device to simulate on.
+        strategy: as ``flip_sample`` (the velocity is known, so "auto" follows the survey).
+
+    Returns:
+        (flipped gathers, flipped velocity), same shapes, devices and dtypes: equal to
+        ``flip_sample`` of each sample, the re-simulated shots of all samples modelled together.
+    """
+    if strategy not in STRATEGIES:
+        raise DataError(f"flip strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+    flipped_velocity = flip_velocity(velocity)
+    flipped = flip_gathers(gathers, survey)
+    if strategy == "auto":
+        strategy = resolve_strategy(survey, True)
+    redo = resimulated_shots(survey) if strategy == "resimulate" else np.arange(0)
+    if len(redo):
+        import torch
+
+        from seisinv.physics import simulate
+
+        with torch.no_grad():
+            simulated = simulate(flipped_velocity, survey, device=velocity.device,
+                                 shots=redo.tolist())
+        flipped = flipped.clone()
+        flipped[:, torch.as_tensor(redo, device=flipped.device)] = simulated.to(flipped.dtype)
+    return flipped, flipped_velocity
+
+
 def flip_sample(
     sample: Sample,
     survey: Survey,
@@ -134,14 +182,11 @@ def flip_sample(
     velocity = None if sample.velocity is None else flip_velocity(sample.velocity)
     gathers = flip_gathers(sample.gathers, survey)
     if strategy == "auto":
-        cheap = mirror_map(survey).receivers_exact.all()
-        strategy = "resimulate" if velocity is not None and cheap else "nearest"
+        strategy = resolve_strategy(survey, velocity is not None)
     if strategy == "resimulate":
         if velocity is None:
             raise DataError(f"sample {sample.id!r}: strategy 'resimulate' needs its velocity")
-        mapping = mirror_map(survey)
-        redo = (np.arange(survey.n_shots) if not mapping.receivers_exact.all()
-                else np.flatnonzero(~mapping.shots_exact))
+        redo = resimulated_shots(survey)
         if len(redo):
             from seisinv.physics import simulate
 

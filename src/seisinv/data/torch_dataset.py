@@ -25,7 +25,12 @@ class SeismicDataset(Dataset):
     - ``gathers``: (S', T', R') float32 tensor, after ``augment`` and ``pipeline``;
     - ``velocity``: (nz, nx) float32 tensor, depth first, survey units; NaN-filled when unknown;
     - ``id`` (str), ``family`` (str, "" when unknown), ``synthetic`` (bool), ``index`` (int:
-      position in ``source``).
+      position in ``source``), ``augment_skipped`` (bool: the augmentation made the sample
+      non-finite, so it is returned unaugmented), ``flip_pending`` (bool: flipped by index with
+      ``Augment.defer_flip``; the loop re-simulates its unmatched shots on the device).
+
+    ``dataset[i]`` uses the epoch of ``set_epoch``; ``dataset[(epoch, i)]`` names it (what
+    ``EpochSampler(..., with_epoch=True)`` yields, for persistent workers).
 
     Augmentation draws from a ``numpy.random.Generator`` seeded by ``(seed, epoch, index)``, so an
     item is the same whichever worker reads it; call ``set_epoch`` to get new draws each epoch.
@@ -61,13 +66,26 @@ class SeismicDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        # (epoch, i) keys carry the epoch to persistent DataLoader workers, which hold their own
+        # copy of the dataset and never see set_epoch.
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         index = self.indices[i]
         sample = self.source[index]
         gathers, velocity = sample.gathers, sample.velocity
+        skipped = pending = False
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            gathers, velocity = self.augment(gathers, velocity, rng)
+            rng = np.random.default_rng([self.seed, epoch, index])
+            augmented, augmented_velocity = self.augment(gathers, velocity, rng)
+            # An augmentation that made the sample non-finite (e.g. a scale overflow) must not
+            # abort the run: this sample is used unaugmented, and the loop counts it.
+            if np.isfinite(augmented).all() and (
+                augmented_velocity is None or np.isfinite(augmented_velocity).all()
+            ):
+                gathers, velocity = augmented, augmented_velocity
+                pending = bool(getattr(self.augment, "pending_flip", False))
+            else:
+                skipped = True
         if velocity is None:
             velocity_tensor = torch.full(self.source.survey.velocity_shape, float("nan"))
         else:
@@ -79,6 +97,8 @@ class SeismicDataset(Dataset):
             "family": sample.family or "",
             "synthetic": bool(sample.synthetic),
             "index": index,
+            "augment_skipped": skipped,
+            "flip_pending": pending,
         }
 
 
@@ -97,6 +117,8 @@ def make_loader(
     seed: int = 0,
     sampler: Sampler | None = None,
     drop_last: bool = False,
+    persistent: bool = False,
+    prefetch_factor: int | None = None,
 ) -> DataLoader:
     """A ``DataLoader`` with worker processes, pinned memory on CUDA machines and seeded order.
 
@@ -108,6 +130,10 @@ def make_loader(
         seed: seeds the shuffle order and every worker's RNGs.
         sampler: optional sampler (distributed training).
         drop_last: drop a final incomplete batch.
+        persistent: keep the worker processes alive between iterations (epochs); the sampler
+            must then carry the epoch (``EpochSampler(with_epoch=True)``).
+        prefetch_factor: batches each worker prepares ahead (workers > 0 only; torch's default
+            2 when None).
     """
     generator = torch.Generator()
     generator.manual_seed(int(seed))
@@ -121,5 +147,6 @@ def make_loader(
         worker_init_fn=_seed_worker,
         generator=generator,
         drop_last=drop_last,
-        persistent_workers=False,
+        persistent_workers=persistent and workers > 0,
+        prefetch_factor=prefetch_factor if workers > 0 else None,
     )

@@ -31,6 +31,8 @@ _LAZY = {
     "load_run": "run",
     "LoadedRun": "run",
     "find_checkpoint": "run",
+    "TrainState": "state",
+    "SyncCounter": "syncs",
     "save_checkpoint": "checkpoint",
     "read_checkpoint": "checkpoint",
 }

@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seisinv.errors import CheckpointError
-from seisinv.io import write_json, write_yaml
+from seisinv.io import publish_mode, write_json, write_yaml
 
 FORMAT_VERSION = 1
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
@@ -142,6 +142,10 @@ def save_checkpoint(
         write_json(tmp / STATE_JSON, {"format": FORMAT_VERSION, "state": structure})
         write_yaml(tmp / CONFIG_FILE, config)
         files = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("."))
+        # mkdtemp makes 0700 and some writers 0600: give the usual 0777 / 0666 minus the umask.
+        publish_mode(tmp, directory=True)
+        for name in files:
+            publish_mode(tmp / name)
         write_json(
             tmp / MANIFEST,
             {
@@ -152,6 +156,61 @@ def save_checkpoint(
                 },
             },
         )
+        publish_mode(tmp / MANIFEST)
+        old = folder.with_name(folder.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def clean_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the ``.<name>.*.tmp`` directories that saves killed mid-write left in ``folder``
+    (e.g. ``RUN/checkpoints``); returns what was removed.
+
+    A ``<name>.old`` directory is removed only when ``<name>`` itself is complete (a save killed
+    between its two renames leaves ``.old`` as the only copy, which ``resolve_checkpoint_dir``
+    reads).
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.iterdir()):
+        stale = path.name.startswith(".") and path.name.endswith(".tmp")
+        if path.name.endswith(".old") and (path.with_name(path.name[:-4]) / MANIFEST).exists():
+            stale = True
+        if stale and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def link_checkpoint(source: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Make ``folder`` a copy of the checkpoint directory ``source``, atomically.
+
+    Files are hard links where the file system allows (checkpoint files are never modified in
+    place, only replaced by a new directory, so a link costs no space and stays valid), else
+    copies. Used for the checkpoint history and to publish ``best`` from a stretch's best.
+    """
+    source, folder = resolve_checkpoint_dir(source), Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        for path in source.iterdir():
+            if path.name.startswith("."):
+                continue
+            try:
+                os.link(path, tmp / path.name)
+            except OSError:
+                shutil.copy2(path, tmp / path.name)
+        publish_mode(tmp, directory=True)
         old = folder.with_name(folder.name + ".old")
         if old.exists():
             shutil.rmtree(old)

@@ -11,9 +11,10 @@ ignored.
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -40,6 +41,15 @@ class DataConfig(_Section):
         augment: augmentation steps (``seisinv.data.build_augment``), training only.
         limit: use at most this many training samples (first ones in id order); None for all.
         val_limit: use at most this many validation samples; None for all.
+        weights: sampling weights: ``{key: weight}`` where a key is a ``train`` entry (a source)
+            or a family name / ``fnmatch`` pattern (``Style_*``); a training sample is drawn with
+            probability proportional to the product of the weights of the keys it matches (1
+            when none), with replacement, ``len(train)`` draws per epoch. Empty: every sample
+            once per epoch, shuffled.
+        fraction_per_family: keep this fraction of each family's training samples (a number for
+            every family, or ``{family: fraction}``, others kept whole); the kept samples are the
+            first by a hash of (``seed``, id), so they are the same for any order and worker count.
+            Validation samples are never subsampled.
     """
 
     train: list[str] = Field(default_factory=list)
@@ -49,6 +59,21 @@ class DataConfig(_Section):
     augment: list[PipelineStep] = Field(default_factory=list)
     limit: int | None = Field(None, ge=1)
     val_limit: int | None = Field(None, ge=1)
+    weights: dict[str, float] = Field(default_factory=dict)
+    fraction_per_family: float | dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _weights_and_fractions(self) -> DataConfig:
+        for key, weight in self.weights.items():
+            if not weight >= 0:
+                raise ValueError(f"weights.{key} = {weight} must be >= 0")
+        fractions = self.fraction_per_family
+        values = fractions.items() if isinstance(fractions, dict) else [("", fractions)]
+        for key, fraction in values:
+            if fraction is not None and not 0 < fraction <= 1:
+                where = f"fraction_per_family.{key}" if key else "fraction_per_family"
+                raise ValueError(f"{where} = {fraction} must lie in (0, 1]")
+        return self
 
 
 class FoldsConfig(_Section):
@@ -124,16 +149,28 @@ class ScheduleConfig(_Section):
     """Learning rate per optimiser step: linear warmup, then cosine (or constant) to ``min_lr``.
 
     Attributes:
-        name: "cosine" or "constant".
+        name: "cosine", "constant", or "timm_cosine" (timm's ``CosineLRScheduler``: cosine
+            annealing with warm restarts, per optimiser step).
         warmup_steps: optimiser steps of linear warmup from ``warmup_start * lr`` to ``lr``.
         warmup_start: fraction of ``lr`` at step 0.
-        min_lr: learning rate reached at the last step (cosine only).
+        min_lr: learning rate reached at the last step (cosine; each cycle's floor for
+            timm_cosine).
+        cycles: timm_cosine: number of cosine cycles (timm's ``cycle_limit``); after the last
+            one the rate stays at ``min_lr``.
+        cycle_steps: timm_cosine: steps of the first cycle (timm's ``t_initial``); None splits
+            the run into ``cycles`` equal cycles (with ``cycle_mul`` 1).
+        cycle_mul: timm_cosine: each cycle is this many times longer than the previous one.
+        cycle_decay: timm_cosine: each restart's peak is this fraction of the previous peak.
     """
 
-    name: Literal["cosine", "constant"] = "cosine"
+    name: Literal["cosine", "constant", "timm_cosine"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
     warmup_start: float = Field(0.0, ge=0, le=1)
     min_lr: float = Field(0.0, ge=0)
+    cycles: int = Field(1, ge=1)
+    cycle_steps: int | None = Field(None, ge=1)
+    cycle_mul: float = Field(1.0, gt=0)
+    cycle_decay: float = Field(1.0, gt=0, le=1)
 
 
 class EmaConfig(_Section):
@@ -151,11 +188,27 @@ class EmaConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    """Console, ``metrics.jsonl`` and TensorBoard logging."""
+    """Console, ``metrics.jsonl``, TensorBoard and (optional) Weights & Biases logging.
+
+    Losses, gradient norm and the non-finite check are read from the device once per
+    ``every_steps`` optimiser steps (no host-device synchronisation in between).
+
+    Attributes:
+        every_steps: log (and check for non-finite losses) every this many optimiser steps.
+        tensorboard: write ``RUN/tb``.
+        progress: show a progress bar.
+        wandb: also log to Weights & Biases (``pip install seisinv[wandb]``), into ``RUN/wandb``.
+        wandb_project: the W&B project name.
+        wandb_mode: "offline" (default: nothing leaves the machine; ``wandb sync`` uploads later)
+            or "online".
+    """
 
     every_steps: int = Field(10, ge=1)
     tensorboard: bool = True
     progress: bool = True
+    wandb: bool = False
+    wandb_project: str = "seisinv"
+    wandb_mode: Literal["offline", "online"] = "offline"
 
 
 class CheckpointConfig(_Section):
@@ -163,13 +216,17 @@ class CheckpointConfig(_Section):
 
     Attributes:
         every_steps: also save ``last`` every this many optimiser steps (None: epoch ends only).
-        best_metric: validation metric that selects ``best`` ("mape", "mae", "ssim", "loss").
+        best_metric: validation metric that selects ``best`` ("mape", "mae", "ssim", "loss";
+            "accuracy" for ``task: family``).
         best_mode: "min" or "max" for ``best_metric``.
+        history: keep each stretch's (each ``train`` call's, resumed or not) best and last in
+            ``checkpoints/history/stretch-NNN/{best,last}`` (hard links: free until replaced).
     """
 
     every_steps: int | None = Field(None, ge=1)
-    best_metric: Literal["mape", "mae", "ssim", "loss"] = "mape"
+    best_metric: Literal["mape", "mae", "ssim", "loss", "accuracy"] = "mape"
     best_mode: Literal["min", "max"] = "min"
+    history: bool = True
 
 
 class TrainConfig(_Section):
@@ -185,8 +242,22 @@ class TrainConfig(_Section):
         compile: wrap the model in ``torch.compile``.
         seed: seed of weights, data order, augmentation and dropout.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        workers: DataLoader worker processes.
+        workers: DataLoader worker processes ("auto": the CPU cores per process, less one,
+            at most 8).
         val_every_epochs: validate every this many epochs (and after the last step).
+        task: "velocity" (gathers -> velocity map) or "family" (velocity map -> family index,
+            cross-entropy, validated by accuracy; the model must expose ``families``).
+        init_from: start from another run's weights, ``RUN[:best|last]`` (a run or checkpoint
+            directory; new optimiser state, any data); ignored when resuming.
+        init_weights: which weights of ``init_from``: "ema" (its EMA weights, the raw ones when
+            it had no EMA) or "model".
+        channels_last: keep the model and its 4-d inputs in ``torch.channels_last`` layout
+            (faster convolutions on recent GPUs with bf16).
+        prefetch_factor: batches each DataLoader worker prepares ahead.
+        device_flip: where the ``flip`` augmentation re-simulates its unmatched shots: "auto"
+            (on the training device, in one call per batch, when it is a GPU), true (on the
+            training device whatever it is), false (in the DataLoader workers, per sample); see
+            ``seisinv.training.device_flip``.
     """
 
     name: str = "run"
@@ -201,7 +272,7 @@ class TrainConfig(_Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     epochs: int = Field(1, ge=1)
     steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = 8
     val_batch_size: int | None = Field(None, ge=1)
     accumulate: int = Field(1, ge=1)
     clip_grad_norm: float | None = Field(1.0, gt=0)
@@ -209,8 +280,29 @@ class TrainConfig(_Section):
     compile: bool = False
     seed: int = 0
     device: str = "auto"
-    workers: int = Field(0, ge=0)
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
     val_every_epochs: int = Field(1, ge=1)
+    task: Literal["velocity", "family"] = "velocity"
+    init_from: str | None = None
+    init_weights: Literal["ema", "model"] = "ema"
+    channels_last: bool = False
+    prefetch_factor: int = Field(2, ge=1)
+    device_flip: bool | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _task_metric(self) -> TrainConfig:
+        family_metrics = ("accuracy", "loss")
+        metric = self.checkpoint.best_metric
+        if self.task == "family" and metric not in family_metrics:
+            if "best_metric" in self.checkpoint.model_fields_set:
+                raise ValueError(
+                    f"checkpoint.best_metric {metric!r}: task family validates "
+                    f"{' and '.join(family_metrics)}"
+                )
+            self.checkpoint.best_metric, self.checkpoint.best_mode = "accuracy", "max"
+        if self.task == "velocity" and metric == "accuracy":
+            raise ValueError("checkpoint.best_metric 'accuracy' needs task: family")
+        return self
 
     def to_dict(self) -> dict:
         """Plain-Python form, as written to ``config.yaml``."""
@@ -282,6 +374,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+_UNION_TAG = re.compile(r"^(constrained-)?(int|float|bool|str|literal\[.*\]|function-.*)$")
+
+
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
     """Validate a mapping as a ``TrainConfig``.
 
@@ -295,11 +390,14 @@ def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: dict[str, list[str]] = {}
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(config)"
+            # A union (``int | "auto"``) reports one error per member, tagged in the location.
+            loc = [str(p) for p in err["loc"] if not _UNION_TAG.match(str(p))]
+            where = ".".join(loc) or "(config)"
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {message}")
+            problems.setdefault(where, []).append(message)
+        problems = [f"{where}: {' or '.join(messages)}" for where, messages in problems.items()]
         raise ConfigError(f"{source}: invalid training config: {'; '.join(problems)}") from None
 
 

@@ -7,7 +7,11 @@ samples only, so no validation statistics leak into the inputs.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from seisinv.errors import ConfigError, DataError
@@ -29,6 +33,8 @@ class TrainData:
         train: ``SeismicDataset`` of training samples (with augmentation).
         val: ``SeismicDataset`` of validation samples, or None when there are none.
         folds: ``{id: fold}`` of the training pool (empty when ``data.val`` or no folds are used).
+        weights: per training sample (aligned with ``train``), the sampling weight from
+            ``data.weights``; None when every sample is drawn once per epoch.
     """
 
     survey: Survey
@@ -36,6 +42,7 @@ class TrainData:
     train: Any
     val: Any | None
     folds: dict[str, int] = field(default_factory=dict)
+    weights: list[float] | None = None
 
 
 def fold_split(source, config: TrainConfig) -> tuple[list[int], list[int], dict[str, int]]:
@@ -75,6 +82,95 @@ def _limit(indices: list[int], limit: int | None) -> list[int]:
     return indices if limit is None else indices[:limit]
 
 
+def _hash_order(seed: int, sample_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()
+
+
+def subsample_families(
+    source, indices: list[int], fraction: float | dict[str, float] | None, seed: int
+) -> list[int]:
+    """Keep ``ceil(fraction * n)`` of each family's ``n`` samples among ``indices``.
+
+    ``fraction`` is one number for every family or ``{family: fraction}`` (others kept whole).
+    The kept samples are the first by a hash of (``seed``, id): the same set whatever the order
+    of ``indices``. Returns the kept indices in their original order.
+
+    Raises:
+        ConfigError: a family named in ``fraction`` has no training sample.
+    """
+    if fraction is None:
+        return indices
+    families, ids = source.families, source.ids
+    groups: dict[str, list[int]] = {}
+    for index in indices:
+        groups.setdefault(families[index] or "", []).append(index)
+    if isinstance(fraction, dict):
+        unknown = sorted(set(fraction) - set(groups))
+        if unknown:
+            raise ConfigError(
+                f"data.fraction_per_family: no training sample of family {', '.join(unknown)} "
+                f"(families: {', '.join(sorted(f for f in groups if f)) or 'none known'})"
+            )
+    kept: set[int] = set()
+    for family, members in groups.items():
+        share = fraction.get(family, 1.0) if isinstance(fraction, dict) else fraction
+        count = math.ceil(share * len(members))
+        members = sorted(members, key=lambda i: _hash_order(seed, ids[i]))
+        kept.update(members[:count])
+    return [i for i in indices if i in kept]
+
+
+def _ref_path(ref) -> Path:
+    for name in ("data_path", "path"):
+        if hasattr(ref, name):
+            return Path(getattr(ref, name))
+    return Path(ref.shot_paths[0])
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def sample_weights(
+    source, indices: list[int], weights: dict[str, float], roots: list[str]
+) -> list[float] | None:
+    """Sampling weight of each of ``indices`` from ``data.weights`` (None when it is empty).
+
+    A key is a ``data.train`` entry (matching the samples read from it) or a family name /
+    ``fnmatch`` pattern; a sample's weight is the product of the weights of every key it matches
+    (1 when none).
+
+    Raises:
+        ConfigError: a key that matches no training sample (a typo would otherwise be silent),
+            or weights that are all zero.
+    """
+    if not weights:
+        return None
+    families = source.families
+    resolved_roots = {root: Path(root).resolve() for root in roots}
+    paths = {i: _ref_path(source.refs[i]).resolve() for i in indices}
+    result = [1.0] * len(indices)
+    for key, weight in weights.items():
+        if key in resolved_roots:
+            root = resolved_roots[key]
+            hits = [j for j, i in enumerate(indices) if _inside(paths[i], root)]
+        else:
+            hits = [
+                j for j, i in enumerate(indices) if fnmatch.fnmatchcase(families[i] or "", key)
+            ]
+        if not hits:
+            known = sorted({f for f in (families[i] for i in indices) if f})
+            raise ConfigError(
+                f"data.weights.{key}: matches no training sample (keys are data.train entries "
+                f"or families: {', '.join(known) or 'none known'})"
+            )
+        for j in hits:
+            result[j] *= float(weight)
+    if not any(w > 0 for w in result):
+        raise ConfigError("data.weights: every training sample has weight 0")
+    return result
+
+
 def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
     """Open the datasets, split them, fit the pipeline on the training samples.
 
@@ -99,6 +195,7 @@ def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
     else:
         train_idx, val_idx, folds = fold_split(pool, config)
         val_source = pool
+    train_idx = subsample_families(pool, train_idx, config.data.fraction_per_family, config.seed)
     train_idx = _limit(train_idx, config.data.limit)
     val_idx = _limit(val_idx, config.data.val_limit)
     if not train_idx:
@@ -113,7 +210,48 @@ def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
         augment = build_augment(config.data.augment, survey)
     train = SeismicDataset(pool, pipeline, augment=augment, seed=config.seed, indices=train_idx)
     val = SeismicDataset(val_source, pipeline, indices=val_idx) if val_idx else None
-    return TrainData(survey=survey, pipeline=pipeline, train=train, val=val, folds=folds)
+    weights = sample_weights(pool, train_idx, config.data.weights, list(config.data.train))
+    return TrainData(
+        survey=survey, pipeline=pipeline, train=train, val=val, folds=folds, weights=weights
+    )
+
+
+def check_validation(dataset, where: str = "validation") -> None:
+    """Read every validation sample once before training, so a bad one (NaN, wrong shape) stops
+    the run before the first step instead of after a whole epoch.
+
+    Each sample is read through the dataset (the readers check shapes, dtypes, finite values and
+    the velocity range, raising ``DataError`` naming the file); the transformed gathers must be
+    finite and of one shape.
+
+    Raises:
+        DataError: naming the sample id and the problem.
+    """
+    import numpy as np
+
+    shape = None
+    for i in range(len(dataset)):
+        item = dataset[i]
+        gathers, velocity = item["gathers"].numpy(), item["velocity"].numpy()
+        sample = item["id"]
+        if not np.isfinite(gathers).all():
+            raise DataError(
+                f"{where} sample {sample!r}: gathers are not finite after data.transforms"
+            )
+        if not np.isfinite(velocity).all():
+            raise DataError(f"{where} sample {sample!r}: velocity is missing or not finite")
+        if tuple(velocity.shape) != tuple(dataset.source.survey.velocity_shape):
+            raise DataError(
+                f"{where} sample {sample!r}: velocity of shape {tuple(velocity.shape)}, the "
+                f"survey expects {tuple(dataset.source.survey.velocity_shape)}"
+            )
+        if shape is None:
+            shape = gathers.shape
+        elif gathers.shape != shape:
+            raise DataError(
+                f"{where} sample {sample!r}: transformed gathers of shape {gathers.shape}, "
+                f"the others are {shape}"
+            )
 
 
 def count_families(dataset) -> dict[str, int]:

@@ -47,7 +47,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler):
     """Shuffled, sharded, resumable sample order: the same for a given (seed, epoch).
 
     Follows ``torch.utils.data.DistributedSampler``: a permutation drawn from a generator seeded
@@ -56,20 +56,38 @@ class EpochSampler(Sampler[int]):
     ``start`` indices of this rank's share, so a resumed run continues mid-epoch with exactly
     the batches an uninterrupted run would have drawn.
 
+    With ``weights``, an epoch is ``n`` draws with replacement, index ``i`` with probability
+    ``weights[i] / sum(weights)`` (``torch.multinomial`` from the same seeded generator), then
+    sharded the same way.
+
     Args:
         n: dataset length.
         seed: base seed of the order.
         shuffle: False keeps 0..n-1 (validation).
         rank, world_size: this process's shard.
+        weights: optional (n,) non-negative sampling weights.
+        with_epoch: yield ``(epoch, index)`` pairs (``SeismicDataset`` keys) instead of indices,
+            so persistent DataLoader workers draw each epoch's augmentation.
     """
 
     def __init__(
-        self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
+        self,
+        n: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        weights: list[float] | None = None,
+        with_epoch: bool = False,
     ) -> None:
         if n < 1:
             raise ValueError("EpochSampler needs at least one sample")
+        if weights is not None and len(weights) != n:
+            raise ValueError(f"EpochSampler: {len(weights)} weights for {n} samples")
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.rank, self.world_size = rank, world_size
+        self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+        self.with_epoch = with_epoch
         self.per_rank = -(-n // world_size)
         self.epoch, self.start = 0, 0
 
@@ -79,8 +97,12 @@ class EpochSampler(Sampler[int]):
 
     def order(self) -> list[int]:
         """This rank's full index order for the current epoch (before skipping)."""
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is not None:
+            indices = torch.multinomial(
+                self.weights, self.n, replacement=True, generator=generator
+            ).tolist()
+        elif self.shuffle:
             indices = torch.randperm(self.n, generator=generator).tolist()
         else:
             indices = list(range(self.n))
@@ -89,10 +111,36 @@ class EpochSampler(Sampler[int]):
         return indices[self.rank : total : self.world_size]
 
     def __iter__(self):
-        return iter(self.order()[self.start :])
+        indices = self.order()[self.start :]
+        if self.with_epoch:
+            return iter([(self.epoch, i) for i in indices])
+        return iter(indices)
 
     def __len__(self) -> int:
         return max(0, self.per_rank - self.start)
+
+
+def torchrun_hint(gpus: int, argv: list[str], world_size: int = 1) -> str | None:
+    """What to tell a user who runs on one of several visible GPUs outside torchrun.
+
+    Args:
+        gpus: visible CUDA devices (``torch.cuda.device_count()``).
+        argv: the command's arguments after ``seisinv`` (e.g. ``["train", "cfg.yaml", ...]``).
+        world_size: processes of this launch (torchrun sets ``WORLD_SIZE``).
+
+    Returns:
+        One line naming the torchrun command, or None (one GPU, or already under torchrun).
+    """
+    if gpus <= 1 or world_size > 1:
+        return None
+    import shlex
+
+    command = " ".join(shlex.quote(a) for a in argv)
+    return (
+        f"{gpus} GPUs are visible and this run uses one; to train on all of them run\n"
+        f"  torchrun --nproc_per_node {gpus} -m seisinv.cli.main {command}\n"
+        f"(batch_size is per process: the global batch becomes {gpus} x batch_size x accumulate)"
+    )
 
 
 def shard_indices(n: int, rank: int, world_size: int) -> list[int]:

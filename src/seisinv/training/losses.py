@@ -175,7 +175,7 @@ class Loss:
 
     Calling it with ``pred``, ``target`` (batch, nz, nx) survey units and ``gathers``
     (batch, shots, time, receivers) returns ``(total, parts)``: the scalar to minimise and a dict
-    of each term's batch mean (detached floats) for logging.
+    of each term's batch mean (detached 0-d tensors) for logging.
     """
 
     def __init__(self, config: LossConfig, ctx: LossContext) -> None:
@@ -193,19 +193,21 @@ class Loss:
 
     def per_sample(
         self, pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Weighted sum of the terms per sample, (batch,), and the per-term batch means."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted sum of the terms per sample, (batch,), and the per-term batch means
+        (detached 0-d tensors on the device: reading them waits for the device, so the training
+        loop reads them once per logging interval)."""
         total = pred.new_zeros(pred.shape[0], dtype=torch.float32)
-        parts: dict[str, float] = {}
+        parts: dict[str, torch.Tensor] = {}
         for name, weight, fn in self.terms:
             value = fn(pred.float(), target.float(), gathers).float()
-            parts[name] = float(value.detach().mean())
+            parts[name] = value.detach().mean()
             total = total + weight * value
         return total, parts
 
     def __call__(
         self, pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         per_sample, parts = self.per_sample(pred, target, gathers)
         return reduce_batch(per_sample, self.config.reduction), parts
 

@@ -78,6 +78,13 @@ def create_ema(model: nn.Module, config: EmaConfig):
     """
     if not config.enabled:
         return None
+    import inspect
+
     from timm.utils import ModelEmaV3
 
-    return ModelEmaV3(model, decay=config.decay, use_warmup=config.warmup, dtype=torch.float32)
+    options = {}
+    # ``dtype`` exists from timm 1.0.31 (not in 1.0.30); without it the copy keeps the
+    # model's dtype, float32 here (autocast changes activations, not parameters): same result.
+    if "dtype" in inspect.signature(ModelEmaV3.__init__).parameters:
+        options["dtype"] = torch.float32
+    return ModelEmaV3(model, decay=config.decay, use_warmup=config.warmup, **options)

@@ -2,22 +2,34 @@
 
 Run directory::
 
-    RUN/config.yaml          resolved config, written before the first step
+    RUN/config.yaml          resolved config ("auto" values filled in), written before step 1
     RUN/metrics.jsonl        one JSON object per logged train step ("kind": "train") and per
                              validation ("kind": "val")
-    RUN/tb/                  TensorBoard events
+    RUN/tb/                  TensorBoard events (RUN/wandb/ with logging.wandb)
     RUN/checkpoints/last/    latest state (see ``seisinv.training.checkpoint``)
     RUN/checkpoints/best/    state with the best validation ``checkpoint.best_metric``
+    RUN/checkpoints/history/stretch-NNN/{best,last}/
+                             each stretch's (each ``train`` call's) best and last
+
+What a checkpoint holds besides the weights is ``seisinv.training.state``: the loop's counters
+(``TrainState``) and the optimiser, scaler, RNG, survey and pipeline states, assembled by one
+function that saving and resuming share.
 
 Resuming (``resume=True``) reloads ``checkpoints/last`` (weights, EMA, optimiser, scaler, RNG
 states, counters), drops the log lines written after it, and continues with the same data order:
 the sampler order is a function of (seed, epoch) and the batches of the epoch already consumed
 are skipped, so the loss curve continues as if the run had never stopped.
+
+Nothing in a step reads a value back from the device: losses, gradient norms and the count of
+non-finite losses stay on the device and are read once per ``logging.every_steps`` steps and
+before each checkpoint (a non-finite loss then stops the run, the last checkpoint intact).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import random
 import signal
@@ -36,9 +48,10 @@ from seisinv.runtime import resolve_device
 from seisinv.survey import survey_from_dict
 from seisinv.training import checkpoint as ckpt
 from seisinv.training.config import TrainConfig, config_from_dict
-from seisinv.training.data import TrainData, build_data
+from seisinv.training.data import TrainData, build_data, check_validation
 from seisinv.training.distributed import (
     EpochSampler,
+    all_reduce_sum,
     barrier,
     gather_objects,
     init_distributed,
@@ -48,7 +61,19 @@ from seisinv.training.distributed import (
 from seisinv.training.losses import Loss, LossContext
 from seisinv.training.optim import build_optimizer, create_ema, resolve_precision, set_lr
 from seisinv.training.schedule import lr_at
+from seisinv.training.state import (
+    TrainState,
+    better,
+    checkpoint_state,
+    restore_state,
+    rng_state,
+    set_rng_state,
+)
 from seisinv.training.steps import evaluate, forward_backward, optimizer_step, summarise
+from seisinv.training.syncs import to_host
+from seisinv.training.tasks import build_task
+
+log = logging.getLogger(__name__)
 
 # Config sections a resumed run may change; anything else must match the checkpoint's config.
 RESUMABLE_CHANGES = (
@@ -59,6 +84,8 @@ RESUMABLE_CHANGES = (
     "device",
     "checkpoint",
     "val_every_epochs",
+    "prefetch_factor",
+    "device_flip",
 )
 
 
@@ -74,6 +101,9 @@ class TrainResult:
         last_val: the last validation summary (see ``steps.summarise``), {} if none ran.
         best: best value of ``checkpoint.best_metric`` so far (None before any validation).
         history: the train-loss log entries of this call (``"kind": "train"`` lines).
+        stretch: index of this call's stretch (0 for a fresh run, +1 per resume).
+        augment_skipped: augmented samples used unaugmented because they became non-finite
+            (whole run).
     """
 
     run_dir: Path
@@ -83,6 +113,8 @@ class TrainResult:
     last_val: dict = field(default_factory=dict)
     best: float | None = None
     history: list[dict] = field(default_factory=list)
+    stretch: int = 0
+    augment_skipped: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -90,29 +122,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may use the global RNG
     torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    """The global RNG states (Python, NumPy, torch CPU and CUDA) as checkpointable data."""
-    py = random.getstate()
-    state = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": list(np.random.get_state()),  # noqa: NPY002
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore states saved by ``rng_state``."""
-    version, values, gauss = state["python"]
-    random.setstate((version, tuple(values), gauss))
-    np.random.set_state(tuple(state["numpy"]))  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def micro_batches_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
@@ -142,7 +151,8 @@ def total_steps(config: TrainConfig, n_train: int, world_size: int = 1) -> int:
 
 def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     """The config a resumed run continues with: the saved one, with the sections a resume may
-    change (``RESUMABLE_CHANGES``) taken from ``requested``.
+    change (``RESUMABLE_CHANGES``) taken from ``requested``. A requested ``batch_size: auto``
+    matches the number the run resolved it to.
 
     Raises:
         ConfigError: ``requested`` differs from the saved config elsewhere (keys named).
@@ -151,10 +161,12 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     if requested is None:
         return config
     old, new = config.to_dict(), requested.to_dict()
+    if new.get("batch_size") == "auto":
+        new["batch_size"] = old["batch_size"]
     differing = [
         key
         for key in _differences(old, new)
-        if key.split(".")[0] not in RESUMABLE_CHANGES and key != "name"
+        if key.split(".")[0] not in RESUMABLE_CHANGES and key not in ("name", "init_from")
     ]
     if differing:
         raise ConfigError(
@@ -175,12 +187,13 @@ def _differences(old, new, prefix: str = "") -> list[str]:
 
 
 class _Log:
-    """metrics.jsonl and TensorBoard on rank 0; silent elsewhere."""
+    """metrics.jsonl, TensorBoard and (optionally) Weights & Biases on rank 0; silent elsewhere."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool, purge_step: int | None):
         self.path = run_dir / "metrics.jsonl"
         self.enabled = enabled
         self.tb = None
+        self.wandb = None
         if enabled and config.logging.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -188,6 +201,8 @@ class _Log:
                 self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
             except ImportError:  # tensorboard is a dependency, but keep training without it
                 self.tb = None
+        if enabled and config.logging.wandb:
+            self.wandb = start_wandb(run_dir, config)
 
     def truncate_after(self, step: int) -> None:
         """Drop entries logged after ``step`` (written by a run killed after its checkpoint)."""
@@ -205,18 +220,62 @@ class _Log:
             return
         with open(self.path, "a") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        scalars = _scalars(entry)
         if self.tb is not None:
-            kind, step = entry["kind"], entry["step"]
-            for key, value in entry.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self.tb.add_scalar(f"{kind}/{key}", value, step)
-            for family, values in entry.get("families", {}).items():
-                for key in ("mae", "mape", "ssim"):
-                    self.tb.add_scalar(f"{kind}/{family}/{key}", values[key], step)
+            for key, value in scalars.items():
+                self.tb.add_scalar(key, value, entry["step"])
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=entry["step"])
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _scalars(entry: dict) -> dict[str, float]:
+    """``{"train/loss": ..., "val/mae": ..., "val/<family>/mape": ...}`` of a log entry."""
+    kind = entry["kind"]
+    scalars = {
+        f"{kind}/{key}": value
+        for key, value in entry.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        and key not in ("step", "epoch")
+    }
+    for family, values in entry.get("families", {}).items():
+        for key, value in values.items():
+            if key != "n":
+                scalars[f"{kind}/{family}/{key}"] = value
+    return scalars
+
+
+def start_wandb(run_dir: Path, config: TrainConfig):
+    """A Weights & Biases run logging into ``RUN/wandb`` (``logging.wandb_mode``, offline by
+    default). Its id is a hash of the run directory, so a resumed run continues the same one.
+
+    Raises:
+        ConfigError: the ``wandb`` package is not installed.
+    """
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError(
+            "logging.wandb: the wandb package is not installed; pip install 'seisinv[wandb]' "
+            "(or set logging.wandb=false)"
+        ) from None
+    folder = run_dir / "wandb"
+    folder.mkdir(parents=True, exist_ok=True)
+    run_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    return wandb.init(
+        project=config.logging.wandb_project,
+        name=run_dir.name,
+        id=run_id,
+        resume="allow",
+        dir=str(run_dir),
+        mode=config.logging.wandb_mode,
+        config=config.to_dict(),
+    )
 
 
 class _Interrupt:
@@ -248,10 +307,51 @@ class _Interrupt:
         self._previous = {}
 
 
-def _better(value: float, best: float | None, mode: str) -> bool:
-    if best is None:
-        return True
-    return value < best if mode == "min" else value > best
+class _Window:
+    """Device-side values of the steps since the last host read (one logging interval).
+
+    ``nonfinite`` counts micro-batches whose loss was NaN/Inf, ``skipped`` augmented samples the
+    dataset replaced because they became non-finite; ``loss``, ``parts`` and ``grad_norm`` are
+    the latest step's. ``read`` fetches them all with one synchronisation.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.nonfinite = torch.zeros((), device=device, dtype=torch.int64)
+        self.skipped = torch.zeros((), device=device, dtype=torch.int64)
+        self.loss: torch.Tensor | None = None
+        self.parts: dict[str, torch.Tensor] = {}
+        self.grad_norm: torch.Tensor | None = None
+        self.first_step = 1
+
+    def add(self, loss, parts, grad_norm, nonfinite, batches: list[dict]) -> None:
+        self.loss, self.parts, self.grad_norm = loss, parts, grad_norm
+        self.nonfinite += nonfinite
+        for batch in batches:
+            flags = batch.get("augment_skipped")
+            if flags is not None:
+                self.skipped += flags.to(self.device, non_blocking=True).sum()
+
+    def read(self) -> dict:
+        """Host values: ``nonfinite``, ``skipped`` (summed over processes), and the latest
+        ``loss``, ``grad_norm`` (NaN when clipping is off) and loss terms."""
+        counts = all_reduce_sum(torch.stack([self.nonfinite, self.skipped]))
+        values = [counts[0], counts[1]]
+        names = list(self.parts)
+        if self.loss is not None:
+            norm = self.grad_norm if self.grad_norm is not None else torch.tensor(math.nan)
+            values += [self.loss, norm, *[self.parts[k] for k in names]]
+        host = to_host(values)
+        result = {"nonfinite": int(host[0]), "skipped": int(host[1])}
+        if self.loss is not None:
+            result["loss"], result["grad_norm"] = host[2], host[3]
+            result["parts"] = dict(zip(names, host[4:], strict=True))
+        return result
+
+    def reset(self, next_step: int) -> None:
+        self.nonfinite.zero_()
+        self.skipped.zero_()
+        self.first_step = next_step
 
 
 def _no_validation_reason(config: TrainConfig) -> str:
@@ -264,6 +364,99 @@ def _no_validation_reason(config: TrainConfig) -> str:
         f"validation fold {config.folds.val_fold} of {config.folds.k} got no samples "
         "(data.train has too few samples that can validate)"
     )
+
+
+def parse_init_from(spec: str) -> tuple[str, str]:
+    """``"RUN[:best|last]"`` -> (path, "best" | "last"); best when no suffix is given."""
+    path, sep, which = spec.rpartition(":")
+    if sep and which in ("best", "last") and path:
+        return path, which
+    return spec, "best"
+
+
+def read_init_from(spec: str, weights: str) -> tuple[ckpt.Checkpoint, dict, str]:
+    """Read the checkpoint ``init_from`` names: (checkpoint, the weights to load, their file).
+
+    Raises:
+        CheckpointError: no such run/checkpoint, or a damaged one (named).
+    """
+    from seisinv.training.run import find_checkpoint
+
+    path, which = parse_init_from(spec)
+    try:
+        folder = find_checkpoint(path, which)
+        source = ckpt.read_checkpoint(folder, with_state=False)
+    except CheckpointError as exc:
+        raise CheckpointError(f"init_from {spec!r}: {exc}") from None
+    if weights == "ema" and source.ema is not None:
+        return source, source.ema, f"{source.folder}/{ckpt.EMA_FILE}"
+    return source, source.model, f"{source.folder}/{ckpt.MODEL_FILE}"
+
+
+def check_batch_norm(model: torch.nn.Module, config: TrainConfig, n_train: int,
+                     world_size: int, device: torch.device) -> None:
+    """Refuse a run whose training batches would hold one sample for a BatchNorm model.
+
+    BatchNorm normalises each channel by statistics over the batch (and positions); with one
+    sample the deepest, 1 x 1 features have a single value per channel and torch fails mid-run
+    ("Expected more than 1 value per channel"). Models without BatchNorm train at batch 1.
+
+    Raises:
+        ConfigError: naming ``batch_size`` (or the training set size when it is the limit).
+    """
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if not has_bn:
+        return
+    per_rank = math.ceil(n_train / world_size)
+    smallest = min(config.batch_size, per_rank)
+    # Under DDP on CUDA, SyncBatchNorm takes its statistics over every process's batch.
+    pooled = smallest * (world_size if device.type == "cuda" else 1)
+    if pooled >= 2:
+        return
+    name = config.model.name
+    if config.batch_size == 1:
+        raise ConfigError(
+            f"batch_size=1: model {name!r} has BatchNorm layers, which need at least 2 samples "
+            "per training batch; use batch_size >= 2 (accumulate keeps the memory of a small "
+            "batch) or a model without batch norm"
+        )
+    raise ConfigError(
+        f"data.train: {n_train} training sample(s) per process, so every batch of model "
+        f"{name!r} holds one and its BatchNorm layers need at least 2; add training samples "
+        "(or raise data.limit)"
+    )
+
+
+def _resolve_auto(config: TrainConfig, model, task, data: TrainData, device, amp_dtype,
+                  world_size: int) -> TrainConfig:
+    """Fill in ``workers: auto`` and ``batch_size: auto`` (``seisinv.training.auto``)."""
+    from seisinv.training.auto import probe_batch_size, suggest_workers
+
+    update = {}
+    if config.workers == "auto":
+        update["workers"] = suggest_workers()
+    if config.batch_size == "auto":
+        from torch.utils.data import default_collate
+
+        per_rank = math.ceil(len(data.train) / world_size)
+
+        def trial(size: int) -> None:
+            items = [data.train[i % len(data.train)] for i in range(size)]
+            forward_backward(model, [default_collate(items)], task, device, amp_dtype)
+            model.zero_grad(set_to_none=True)
+
+        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        # The trial steps must leave no trace: BatchNorm statistics and the RNG streams are put
+        # back, so the run starts exactly as with a fixed batch size.
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        rng = rng_state()
+        update["batch_size"] = probe_batch_size(trial, device, per_rank, param_bytes)
+        model.load_state_dict(weights)
+        set_rng_state(rng)
+    if not update:
+        return config
+    log.info("resolved %s", ", ".join(f"{k}={v}" for k, v in update.items()))
+    return config_from_dict({**config.to_dict(), **update}, source="resolved config")
 
 
 def train(
@@ -288,19 +481,23 @@ def train(
         A ``TrainResult``.
 
     Raises:
-        ConfigError: bad config, or ``run_dir`` already holds a run and ``resume`` is False.
-        CheckpointError: ``resume`` with a missing, corrupted or mismatched checkpoint.
-        DataError: unreadable data.
+        ConfigError: bad config, ``run_dir`` already holds a run and ``resume`` is False, or
+            one-sample batches for a BatchNorm model.
+        CheckpointError: ``resume`` with a missing, corrupted or mismatched checkpoint, or an
+            ``init_from`` checkpoint whose weights do not fit the model.
+        DataError: unreadable data, or a bad validation sample (checked before the first step).
         SeisinvError: interrupted by Ctrl-C or SIGTERM (single process), after saving
-            ``checkpoints/last`` at the step boundary reached.
+            ``checkpoints/last`` at the step boundary reached; or a non-finite loss (found at a
+            logging step; the last checkpoint is left as it was).
     """
     run_dir = Path(run_dir)
-    last_dir = run_dir / "checkpoints" / "last"
+    folders = run_dir / "checkpoints"
+    last_dir, best_dir = folders / "last", folders / "best"
     checkpoint = None
     if resume:
         checkpoint = ckpt.read_checkpoint(last_dir)
         config = resumed_config(checkpoint.config, config)
-    elif (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+    elif folders.exists() and any(p for p in folders.iterdir() if not p.name.startswith(".")):
         raise ConfigError(
             f"{run_dir}: already holds a run with checkpoints; pass --resume to continue it "
             "or choose another --out"
@@ -308,58 +505,93 @@ def train(
 
     device = resolve_device(config.device)
     info = init_distributed(device)
+    main = info.is_main
     amp_dtype = resolve_precision(config.precision, device)
     seed_everything(config.seed)
+    if main:
+        for path in ckpt.clean_temporaries(folders):
+            log.info("removed %s, left by an interrupted checkpoint save", path)
 
     # A resumed run keeps the survey it started with, even if its YAML file has moved.
     saved_survey = None
     if checkpoint is not None and "survey" in checkpoint.state:
         saved_survey = survey_from_dict(checkpoint.state["survey"], source=str(last_dir))
+    init_source = None
+    if checkpoint is None and config.init_from:
+        init_source, init_weights, init_file = read_init_from(config.init_from,
+                                                              config.init_weights)
     data: TrainData = build_data(config, survey=saved_survey)
     survey = data.survey
-    if data.val is None and echo is not None and info.is_main:
+    if data.val is None and echo is not None and main:
         echo(f"no validation: {_no_validation_reason(config)}; keeping checkpoints/last only "
              "(pass --set 'data.val=[DIR]' to validate and keep the best)")
+    saved_pipeline = None
     if checkpoint is not None:
+        # The run continues with the statistics it started with, not a re-fit.
         saved_pipeline = checkpoint.state.get("pipeline")
-        if saved_pipeline is not None:
-            from seisinv.data import Pipeline
+    elif init_source is not None:
+        # Fine-tuning keeps the input statistics the weights were trained with, when the
+        # transforms are the same.
+        source_transforms = init_source.config.get("data", {}).get("transforms")
+        if source_transforms == config.to_dict()["data"]["transforms"]:
+            saved_pipeline = init_source.state.get("pipeline")
+    if saved_pipeline is not None:
+        from seisinv.data import Pipeline
 
-            # The run continues with the statistics it started with, not a re-fit.
-            data.pipeline = Pipeline.from_state(saved_pipeline, survey)
-            data.train.pipeline = data.pipeline
-            if data.val is not None:
-                data.val.pipeline = data.pipeline
+        data.pipeline = Pipeline.from_state(saved_pipeline, survey)
+        data.train.pipeline = data.pipeline
+        if data.val is not None:
+            data.val.pipeline = data.pipeline
 
     from seisinv.models import create_model
 
     model = create_model(config.model.name, survey, **config.model.options).to(device)
+    if init_source is not None:
+        try:
+            ckpt.load_weights(model, init_weights, init_file)
+        except CheckpointError as exc:
+            raise CheckpointError(f"init_from {config.init_from!r}: {exc}") from None
+    loss = Loss(config.loss, LossContext(survey, data.pipeline))
+    task = build_task(config.task, model, loss, survey)
+    if config.task == "velocity":
+        from seisinv.training.device_flip import setup_device_flip
+
+        task.flip = setup_device_flip(config.device_flip, device, data.train, data.pipeline,
+                                      survey)
+    task.check_families([data.train.source.families[i] for i in data.train.indices],
+                        "data.train")
+    if data.val is not None:
+        task.check_families([data.val.source.families[i] for i in data.val.indices],
+                            "data.val" if config.data.val else "the validation fold")
+        check_validation(data.val, "data.val" if config.data.val else "validation fold")
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    config = _resolve_auto(config, model, task, data, device, amp_dtype, info.world_size)
+    n_train = len(data.train)
+    check_batch_norm(model, config, n_train, info.world_size, device)
+
     train_model = wrap_model(model, device)
     ema = create_ema(model, config.ema)
     optimizer = build_optimizer(model, config.optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss = Loss(config.loss, LossContext(survey, data.pipeline))
     if config.compile:
         train_model = torch.compile(train_model)
 
-    n_train = len(data.train)
     total = total_steps(config, n_train, info.world_size)
     micro_per_epoch = micro_batches_per_epoch(n_train, config.batch_size, info.world_size)
     drop_last = math.ceil(n_train / info.world_size) >= config.batch_size
-    step, epoch, micro, best, best_step = 0, 0, 0, None, None
-
+    state = TrainState(total_steps=total, world_size=info.world_size, init_from=config.init_from)
     if checkpoint is not None:
-        _restore(checkpoint, model, ema, optimizer, scaler)
-        counters = checkpoint.state["counters"]
-        step, epoch, micro = counters["step"], counters["epoch"], counters["micro"]
-        if micro and counters.get("world_size", 1) != info.world_size:
+        saved = restore_state(checkpoint, model, ema, optimizer, scaler)
+        if saved.micro and saved.world_size != info.world_size:
             raise CheckpointError(
-                f"{checkpoint.folder}: saved mid-epoch by {counters.get('world_size', 1)} "
+                f"{checkpoint.folder}: saved mid-epoch by {saved.world_size} "
                 f"process(es); resume it with the same number ({info.world_size} now)"
             )
-        best, best_step = counters.get("best"), counters.get("best_step")
+        state = saved.next_stretch()
+        state.total_steps, state.world_size = total, info.world_size
+    history_dir = folders / "history" / f"stretch-{state.stretch:03d}"
 
-    main = info.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", config.to_dict())
@@ -367,58 +599,94 @@ def train(
             from seisinv.data.folds import write_folds
 
             write_folds(run_dir / "folds.csv", data.folds)
-    log = _Log(run_dir, config, main, purge_step=step if resume else None)
+    logger = _Log(run_dir, config, main, purge_step=state.step if resume else None)
     if resume:
-        log.truncate_after(step)
+        logger.truncate_after(state.step)
+    window = _Window(device)
+    last_val: dict = checkpoint.state.get("val", {}) if checkpoint is not None else {}
 
-    def save(folder: Path, last_val: dict) -> None:
-        if main:
-            state = {
-                "counters": {
-                    "step": step,
-                    "epoch": epoch,
-                    "micro": micro,
-                    "best": best,
-                    "best_step": best_step,
-                    "total_steps": total,
-                    "world_size": info.world_size,
-                },
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-                "survey": survey.to_dict(),
-                "pipeline": data.pipeline.state(),
-                "model": model.seisinv_config,
-                "val": last_val,
-            }
-            ckpt.save_checkpoint(
-                folder,
-                model.state_dict(),
-                ema.module.state_dict() if ema is not None else None,
-                state,
-                config.to_dict(),
+    def flush() -> dict:
+        """Read the window from the device; stop on a non-finite loss (nothing saved)."""
+        values = window.read()
+        if values["skipped"]:
+            state.augment_skipped += values["skipped"]
+            if main:
+                log.warning(
+                    "steps %d-%d: %d augmented sample(s) became non-finite and were used "
+                    "unaugmented (%d in the run)", window.first_step, state.step,
+                    values["skipped"], state.augment_skipped,
+                )
+        if values["nonfinite"]:
+            raise SeisinvError(
+                f"the loss was not finite in {values['nonfinite']} micro-batch(es) between "
+                f"steps {window.first_step} and {state.step}; nothing was saved after them, "
+                f"{last_dir} is the last good state; lower optimizer.lr, enable "
+                "clip_grad_norm, or check the inputs"
             )
+        window.reset(state.step + 1)
+        return values
+
+    def write(folder: Path) -> None:
+        ckpt.save_checkpoint(
+            folder,
+            model.state_dict(),
+            ema.module.state_dict() if ema is not None else None,
+            checkpoint_state(state, optimizer, scaler, survey, data.pipeline, model, last_val),
+            config.to_dict(),
+        )
+
+    def save_last() -> None:
+        flush()
+        if main:
+            write(last_dir)
+            if config.checkpoint.history:
+                ckpt.link_checkpoint(last_dir, history_dir / "last")
+        barrier()
+
+    def save_best(run_best: bool) -> None:
+        """Save this stretch's best (history) and, when ``run_best``, the run's best."""
+        flush()
+        if main:
+            if config.checkpoint.history:
+                write(history_dir / "best")
+                if run_best:
+                    ckpt.link_checkpoint(history_dir / "best", best_dir)
+            elif run_best:
+                write(best_dir)
         barrier()
 
     sampler = EpochSampler(
-        n_train, seed=config.seed, shuffle=True, rank=info.rank, world_size=info.world_size
+        n_train, seed=config.seed, shuffle=True, rank=info.rank, world_size=info.world_size,
+        weights=data.weights, with_epoch=True,
+    )
+    from torch.utils.data import Subset
+
+    from seisinv.data import make_loader
+
+    loader = make_loader(
+        data.train,
+        config.batch_size,
+        workers=config.workers,
+        seed=config.seed * 1_000_003,
+        sampler=sampler,
+        drop_last=drop_last,
+        persistent=True,
+        prefetch_factor=config.prefetch_factor,
     )
     val_loader = None
     if data.val is not None:
-        from torch.utils.data import Subset
-
-        from seisinv.data import make_loader
-
         val_subset = Subset(data.val, shard_indices(len(data.val), info.rank, info.world_size))
         val_loader = make_loader(
-            val_subset, config.val_batch_size or config.batch_size, workers=config.workers
+            val_subset, config.val_batch_size or config.batch_size, workers=config.workers,
+            persistent=True, prefetch_factor=config.prefetch_factor,
         )
 
     def validate() -> dict:
         if val_loader is None:
             return {}
         sums = evaluate(
-            ema.module if ema is not None else model, val_loader, survey, loss, device, amp_dtype
+            ema.module if ema is not None else model, val_loader, task, device, amp_dtype,
+            channels_last=config.channels_last,
         )
         merged: dict[str, dict[str, float]] = {}
         for part in gather_objects(sums):
@@ -430,7 +698,6 @@ def train(
 
     from rich.progress import TextColumn
 
-    from seisinv.data import make_loader
     from seisinv.runtime import progress_bar
 
     progress = progress_bar(
@@ -439,98 +706,111 @@ def train(
         TextColumn("{task.fields[rate]:.1f} samples/s"),
         disable=not (main and config.logging.progress),
     )
-    result = TrainResult(run_dir=run_dir, step=step, epoch=epoch, total_steps=total, best=best)
+    result = TrainResult(run_dir=run_dir, step=state.step, epoch=state.epoch, total_steps=total,
+                         best=state.best, stretch=state.stretch)
     steps_this_call = 0
-    last_val: dict = checkpoint.state.get("val", {}) if checkpoint is not None else {}
-    validated_at = step if checkpoint is not None else -1
+    validated_at = state.step if checkpoint is not None else -1
+    window.reset(state.step + 1)
     train_model.train()
     interrupt = _Interrupt(enabled=info.world_size == 1)
     try:
         with progress, interrupt:
-            task = progress.add_task(
-                "train", total=total, completed=step, loss=math.nan, lr=0.0, rate=0.0
+            bar = progress.add_task(
+                "train", total=total, completed=state.step, loss=math.nan, lr=0.0, rate=0.0
             )
-            while step < total:
-                sampler.set_epoch(epoch, start=micro * config.batch_size)
-                data.train.set_epoch(epoch)
-                loader = make_loader(
-                    data.train,
-                    config.batch_size,
-                    workers=config.workers,
-                    seed=config.seed * 1_000_003 + epoch,
-                    sampler=sampler,
-                    drop_last=drop_last,
-                )
+            while state.step < total:
+                sampler.set_epoch(state.epoch, start=state.micro * config.batch_size)
+                data.train.set_epoch(state.epoch)
                 group: list[dict] = []
                 tic, window_samples = time.perf_counter(), 0
                 for batch in loader:
                     group.append(batch)
-                    micro += 1
-                    if len(group) < config.accumulate and micro < micro_per_epoch:
+                    state.micro += 1
+                    if len(group) < config.accumulate and state.micro < micro_per_epoch:
                         continue
-                    lr = lr_at(step, total, config.optimizer.lr, config.schedule)
+                    lr = lr_at(state.step, total, config.optimizer.lr, config.schedule)
                     set_lr(optimizer, lr)
-                    value, parts, samples = forward_backward(
-                        train_model, group, loss, device, amp_dtype, scaler
+                    value, parts, samples, nonfinite = forward_backward(
+                        train_model, group, task, device, amp_dtype, scaler,
+                        channels_last=config.channels_last,
                     )
                     grad_norm = optimizer_step(model, optimizer, scaler, config.clip_grad_norm)
+                    window.add(value, parts, grad_norm, nonfinite, group)
                     group = []
-                    step += 1
+                    state.step += 1
                     steps_this_call += 1
                     if ema is not None:
-                        ema.update(model, step=step)
+                        ema.update(model, step=state.step)
                     window_samples += samples * info.world_size
-                    rate = window_samples / max(time.perf_counter() - tic, 1e-9)
-                    progress.update(task, completed=step, loss=value, lr=lr, rate=rate)
-                    if step % config.logging.every_steps == 0 or step == total:
+                    progress.update(bar, completed=state.step)
+                    if state.step % config.logging.every_steps == 0 or state.step == total:
+                        values = flush()
+                        rate = window_samples / max(time.perf_counter() - tic, 1e-9)
                         entry = {
                             "kind": "train",
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": value,
+                            "step": state.step,
+                            "epoch": state.epoch,
+                            "loss": values["loss"],
                             "lr": lr,
-                            "grad_norm": grad_norm,
+                            "grad_norm": values["grad_norm"],
                             "samples_per_s": rate,
-                            **parts,
+                            **values["parts"],
                         }
-                        log.write(entry)
+                        if values["skipped"]:
+                            entry["augment_skipped"] = values["skipped"]
+                        logger.write(entry)
                         result.history.append(entry)
+                        progress.update(bar, loss=values["loss"], lr=lr, rate=rate)
                         tic, window_samples = time.perf_counter(), 0
                     if stop_after_steps is not None and steps_this_call >= stop_after_steps:
-                        result.step, result.epoch = step, epoch
+                        result.step, result.epoch = state.step, state.epoch
                         return result
                     every = config.checkpoint.every_steps
-                    if every and step % every == 0 and micro < micro_per_epoch and step < total:
-                        save(last_dir, last_val)
+                    if (every and state.step % every == 0 and state.micro < micro_per_epoch
+                            and state.step < total):
+                        save_last()
                     if interrupt.requested:
-                        save(last_dir, last_val)
+                        save_last()
                         raise SeisinvError(
-                            f"interrupted at step {step}/{total}; checkpoint saved in {last_dir}; "
-                            "continue with `seisinv train --resume --out RUN_DIR`"
+                            f"interrupted at step {state.step}/{total}; checkpoint saved in "
+                            f"{last_dir}; continue with `seisinv train --resume --out RUN_DIR`"
                         )
-                    if step >= total:
+                    if state.step >= total:
                         break
-                if micro >= micro_per_epoch:
-                    epoch, micro = epoch + 1, 0
-                if step >= total or epoch % config.val_every_epochs == 0:
-                    if val_loader is not None and validated_at != step:
+                if state.micro >= micro_per_epoch:
+                    state.epoch, state.micro = state.epoch + 1, 0
+                if state.step >= total or state.epoch % config.val_every_epochs == 0:
+                    if val_loader is not None and validated_at != state.step:
+                        flush()  # never validate (or keep as best) weights a NaN reached
                         last_val = validate()
-                        validated_at = step
-                        log.write({"kind": "val", "step": step, "epoch": epoch, **last_val})
+                        validated_at = state.step
+                        logger.write({"kind": "val", "step": state.step, "epoch": state.epoch,
+                                      **last_val})
                         if main and echo is not None:
-                            echo(_val_line(step, epoch, last_val))
+                            echo(_val_line(state.step, state.epoch, last_val))
                         metric = last_val[config.checkpoint.best_metric]
-                        if _better(metric, best, config.checkpoint.best_mode):
-                            best, best_step = metric, step
-                            save(run_dir / "checkpoints" / "best", last_val)
-                save(last_dir, last_val)
+                        mode = config.checkpoint.best_mode
+                        if better(metric, state.stretch_best, mode):
+                            state.stretch_best, state.stretch_best_step = metric, state.step
+                            run_best = better(metric, state.best, mode)
+                            if run_best:
+                                state.best, state.best_step = metric, state.step
+                            save_best(run_best)
+                save_last()
     finally:
-        log.close()
-    result.step, result.epoch, result.last_val, result.best = step, epoch, last_val, best
+        logger.close()
+    result.step, result.epoch, result.last_val = state.step, state.epoch, last_val
+    result.best, result.augment_skipped = state.best, state.augment_skipped
     return result
 
 
 def _val_line(step: int, epoch: int, summary: dict) -> str:
+    if "accuracy" in summary:
+        text = (f"step {step} epoch {epoch}: val accuracy {summary['accuracy']:.4f}  "
+                f"loss {summary['loss']:.4g}")
+        for family, values in summary.get("families", {}).items():
+            text += f"\n  {family}: accuracy {values['accuracy']:.4f}  n={values['n']}"
+        return text
     text = (
         f"step {step} epoch {epoch}: val MAE {summary['mae']:.4g}  MAPE {summary['mape']:.4%}  "
         f"SSIM {summary['ssim']:.4f}  loss {summary['loss']:.4g}"
@@ -538,28 +818,3 @@ def _val_line(step: int, epoch: int, summary: dict) -> str:
     for family, values in summary.get("families", {}).items():
         text += f"\n  {family}: MAE {values['mae']:.4g}  MAPE {values['mape']:.4%}  n={values['n']}"
     return text
-
-
-def _restore(checkpoint: ckpt.Checkpoint, model, ema, optimizer, scaler) -> None:
-    """Load a verified checkpoint's weights and training state (all checks before any load)."""
-    source = str(checkpoint.folder)
-    ckpt.check_state_dict(model, checkpoint.model, f"{source}/{ckpt.MODEL_FILE}")
-    if ema is not None:
-        if checkpoint.ema is None:
-            raise CheckpointError(f"{source}: has no {ckpt.EMA_FILE} but the config enables EMA")
-        ckpt.check_state_dict(ema.module, checkpoint.ema, f"{source}/{ckpt.EMA_FILE}")
-    state = checkpoint.state
-    for key in ("counters", "optimizer", "scaler", "rng"):
-        if key not in state:
-            raise CheckpointError(f"{source}/{ckpt.STATE_JSON}: no {key!r} entry")
-    saved_groups = state["optimizer"].get("param_groups", [])
-    if [len(g["params"]) for g in saved_groups] != [
-        len(g["params"]) for g in optimizer.param_groups
-    ]:
-        raise CheckpointError(f"{source}: optimizer state does not match the model's parameters")
-    model.load_state_dict(checkpoint.model, strict=True)
-    if ema is not None:
-        ema.module.load_state_dict(checkpoint.ema, strict=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
