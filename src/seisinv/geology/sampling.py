@@ -14,7 +14,7 @@ import numpy as np
 from seisinv.errors import SeisinvError
 
 # Importing the family modules registers their builders.
-from seisinv.geology import layered, mix, salt, style  # noqa: F401
+from seisinv.geology import layered, mix, openfwi, salt, style  # noqa: F401
 from seisinv.geology.base import ALIASES, FAMILIES
 from seisinv.geology.mix import mix_from_pool
 from seisinv.survey import Survey
