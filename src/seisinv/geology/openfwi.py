@@ -28,15 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from seisinv.geology.base import FAMILIES
+from seisinv.geology.base import FAMILIES, GROUPS
 from seisinv.geology.fields import fft_field, to_velocity
 
 REFERENCE_CELLS = 70  # OpenFWI's grid (70 x 70 cells): the unit of every length below
 
-OPENFWI_FAMILIES: tuple[str, ...] = (
-    "FlatVel_A", "FlatVel_B", "CurveVel_A", "CurveVel_B", "FlatFault_A", "FlatFault_B",
-    "CurveFault_A", "CurveFault_B", "Style_A", "Style_B",
-)
+OPENFWI_FAMILIES: tuple[str, ...] = GROUPS["openfwi"]
 
 
 @dataclass(frozen=True)
