@@ -66,8 +66,9 @@ def fit(real: dict[str, np.ndarray]) -> None:
     for name, maps in real.items():
         print(f"== {name}: {len(maps)} maps")
         counts = np.array([len(np.unique(m)) for m in maps])
-        print("distinct velocities per map:", dict(zip(*np.unique(counts, return_counts=True),
-                                                       strict=True)))
+        values, times = np.unique(counts, return_counts=True)
+        print("distinct velocities per map:",
+              {int(v): int(t) for v, t in zip(values, times, strict=True)})
         if np.all(maps == maps[:, :, :1]):  # flat layers: read the stack from column 0
             by_n: dict[int, list] = {}
             for m in maps:
