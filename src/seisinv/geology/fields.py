@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import fft
+from scipy.ndimage import gaussian_filter
 
 
 def depth_grid(nz: int) -> np.ndarray:
@@ -66,8 +67,14 @@ def gaussian_gain(shape: tuple[int, int], sigma: tuple[float, float]) -> np.ndar
 
 def gaussian_blur(image: np.ndarray, sigma: tuple[float, float]) -> np.ndarray:
     """``image`` (nz, nx) smoothed by a Gaussian of std ``sigma`` (cells), edges extended by
-    reflection (like ``gaussian_filter(mode="reflect")``), computed by FFT so the cost does not
-    grow with sigma; (nz, nx) float64."""
+    reflection; (nz, nx) float64.
+
+    Narrow kernels (sigma <= 4 cells) use ``scipy.ndimage.gaussian_filter(mode="reflect")``,
+    which is faster there; wider ones use an FFT on a padded, FFT-friendly grid, whose cost does
+    not grow with sigma (the spatial filter's does: ~0.2 s for sigma 25 on 1259 x 300).
+    """
+    if max(sigma) <= 4.0:
+        return gaussian_filter(image.astype(np.float64), sigma=sigma, mode="reflect")
     pad = (int(np.ceil(3 * sigma[0])), int(np.ceil(3 * sigma[1])))
     nz, nx = fast_shape((image.shape[0] + 2 * pad[0], image.shape[1] + 2 * pad[1]))
     padded = np.pad(image.astype(np.float32),

@@ -26,10 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from seisinv.geology.base import FAMILIES, GROUPS
-from seisinv.geology.fields import fft_field, to_velocity
+from seisinv.geology.fields import fft_field, gaussian_blur, to_velocity
 
 REFERENCE_CELLS = 70  # OpenFWI's grid (70 x 70 cells): the unit of every length below
 
@@ -239,7 +238,7 @@ def style_map(rng: np.random.Generator, shape: tuple[int, int], version: str) ->
     weight = rng.uniform(*STYLE_BACKGROUND_WEIGHT)
     unit = weight * background + (1.0 - weight) * texture
     sigma = rng.uniform(*STYLE_SMOOTH_CELLS[version]) * scale
-    unit = gaussian_filter(unit, sigma=sigma, mode="nearest")
+    unit = gaussian_blur(unit, sigma=(sigma, sigma))
     low, high = rng.uniform(0.0, 0.25), rng.uniform(0.75, 1.0)
     return low + (unit - unit.min()) / max(np.ptp(unit), 1e-12) * (high - low)
 
@@ -251,7 +250,7 @@ def _register_layered(name: str, *, increasing: bool, curved: bool, faulted: str
         unit = layered_map(rng, shape, increasing=increasing, curved=curved, faulted=faulted)
         if smooth is not None:
             sigma = rng.uniform(*smooth) * shape[0] / REFERENCE_CELLS
-            unit = gaussian_filter(unit, sigma=sigma, mode="nearest")
+            unit = gaussian_blur(unit, sigma=(sigma, sigma))
         return to_velocity(unit, vrange)
 
     order = "increasing with depth" if increasing else "in random order"
