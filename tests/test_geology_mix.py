@@ -118,28 +118,59 @@ def test_generate_spec_expands_openfwi_and_records_mix_options(tiny_survey):
     GenerateSpec(survey=tiny_survey, families=("transform",), n=2, mix_from="x.npy")
 
 
-def test_cli_previews_openfwi_and_generates_plain_mixes(tmp_path, tiny_survey):
-    import yaml
+def test_cli_expands_openfwi_and_passes_mix_options(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    import seisinv.geology.preview
     from seisinv.cli.main import app
-    from seisinv.generation.job import SPEC_FILE
+    from seisinv.geology import GROUPS
 
-    png = tmp_path / "openfwi.png"
-    result = CliRunner().invoke(app, ["generate", "--preview", "openfwi", "--examples", "1",
-                                      "--out", str(png)])
+    asked = {}
+
+    def fake_preview(families, survey, out, **options):  # drawing 10 rows takes seconds
+        asked["families"] = families
+        return out
+
+    monkeypatch.setattr(seisinv.geology.preview, "preview_families", fake_preview)
+    result = CliRunner().invoke(app, ["generate", "--preview", "openfwi,salt", "--out",
+                                      str(tmp_path / "openfwi.png")])
     assert result.exit_code == 0, result.output
-    assert png.stat().st_size > 1000
-    survey_yaml = tmp_path / "tiny.yaml"
-    survey_yaml.write_text(yaml.safe_dump(tiny_survey.replace(nt=60).to_dict()))
-    out = tmp_path / "mixes"
+    assert asked["families"] == [*GROUPS["openfwi"], "salt"]
+    # The spec the command builds (the generation job itself is tested in test_generate.py).
+    import types
+
+    import seisinv.generation
+
+    def fake_run(spec, out, **options):
+        asked["spec"] = spec
+        return types.SimpleNamespace(written=0, skipped=0, seconds=0.0, manifest_rows=0)
+
+    monkeypatch.setattr(seisinv.generation, "run_generate", fake_run)
     result = CliRunner().invoke(app, [
-        "generate", "--survey", str(survey_yaml), "--families", "mix", "--n", "2",
-        "--no-mix-flips", "--mix-weight", "0.3,0.7", "--device", "cpu", "--out", str(out),
+        "generate", "--families", "openfwi,mix", "--n", "2", "--no-mix-flips",
+        "--mix-weight", "0.3,0.7", "--out", str(tmp_path / "mixes"),
     ])
     assert result.exit_code == 0, result.output
-    recorded = yaml.safe_load((out / SPEC_FILE).read_text())
-    assert recorded["mix_flips"] is False and recorded["mix_weight"] == [0.3, 0.7]
+    spec = asked["spec"]
+    assert spec.families == (*GROUPS["openfwi"], "mix")
+    assert spec.identity()["mix_flips"] is False and spec.identity()["mix_weight"] == [0.3, 0.7]
     result = CliRunner().invoke(app, ["generate", "--families", "mix", "--mix-weight", "0.7,0.2",
                                       "--out", str(tmp_path / "bad")])
     assert result.exit_code != 0 and "--mix-weight" in str(result.exception)
+
+
+def test_generate_job_draws_plain_mixes_from_the_spec(tiny_survey):
+    from seisinv.generation import GenerateSpec
+    from seisinv.generation.job import _chunk_velocities
+
+    pool = pool_of(tiny_survey, 2)
+    spec = GenerateSpec(survey=tiny_survey, families=("mix",), n=4, mix_flips=False,
+                        mix_weight=(0.3, 0.7))
+    maps, families, _ = _chunk_velocities(spec, [0, 1, 2, 3], pool)
+    assert families == ["mix"] * 4
+    for mixed in maps:  # each is w*V1 + (1-w)*V2 of the two pool maps, unflipped
+        diff = pool[0].astype(np.float64) - pool[1]
+        k = np.unravel_index(np.argmax(np.abs(diff)), diff.shape)
+        w = (mixed[k] - pool[1][k]) / diff[k]
+        assert 0.3 - 1e-4 <= w <= 0.7 + 1e-4 or 0.3 - 1e-4 <= 1 - w <= 0.7 + 1e-4
+        np.testing.assert_allclose(mixed, w * pool[0] + (1 - w) * pool[1], atol=1e-2)
