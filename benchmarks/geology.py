@@ -221,7 +221,8 @@ def realism(real: dict[str, np.ndarray], args) -> None:
     for name, count in zip(families, per_family, strict=True):
         if len(real[name]) < count + n_test:
             sys.exit(f"{name}: {len(real[name])} real maps, need {count} + {n_test}")
-    out = args.out
+    # Folder names carry every size and seed, so a rerun reuses only what it would redo.
+    out = args.out / f"n{args.n}-test{n_test}-seed{args.seed}"
     started = time.perf_counter()
     tests = {}
     for name in families:
@@ -233,12 +234,13 @@ def realism(real: dict[str, np.ndarray], args) -> None:
     simulate_to(out / "train-real", real_train)
     simulate_to(out / "train-generated", gen_train)
     simulated = time.perf_counter() - started
-    print(f"simulated {len(real_train) + len(gen_train) + n_test * len(families)} samples in "
-          f"{simulated:.0f} s", flush=True)
+    print(f"gathers of {len(real_train) + len(gen_train) + n_test * len(families)} maps ready "
+          f"(simulated now or earlier) in {simulated:.0f} s", flush=True)
     scores = {}
     for kind in ("generated", "real"):
         t0 = time.perf_counter()
-        scores[kind] = train_and_score(out / f"train-{kind}", out / f"run-{kind}", tests, args)
+        run_dir = out / f"run-{kind}-epochs{args.epochs}-train-seed{args.train_seed}"
+        scores[kind] = train_and_score(out / f"train-{kind}", run_dir, tests, args)
         print(f"trained and scored on {kind} maps in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"\nrealism: tiny-openfwi, {args.n} training maps ({', '.join(f'{c} {k}' for k, c in zip(families, per_family, strict=True))}), "
           f"{args.epochs} epochs, batch 16, train seed {args.train_seed}, generation seed "
