@@ -19,8 +19,8 @@ family taken from ``--family``):
 
 Usage::
 
-    python benchmarks/geology.py realism              # default size: < 30 min, quiet 2-core CPU
-    python benchmarks/geology.py realism --quick      # smoke run, ~2 min
+    python benchmarks/geology.py realism              # default size: 18.5 min measured on a busy 2-core CPU
+    python benchmarks/geology.py realism --quick      # smoke run (32 maps, 2 epochs)
     python benchmarks/geology.py compare
     python benchmarks/geology.py fit
 
