@@ -22,6 +22,17 @@ def _vrange(vmin: float | None, vmax: float | None, survey) -> tuple[float, floa
     return (survey.vmin if vmin is None else vmin, survey.vmax if vmax is None else vmax)
 
 
+def _weight_range(text: str) -> tuple[float, float]:
+    parts = _split(text)
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise SeisinvError(f"--mix-weight {text!r}: expected LOW,HIGH, e.g. 0.3,0.7") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise SeisinvError(f"--mix-weight {text!r}: expected 0 <= LOW <= HIGH <= 1")
+    return (lo, hi)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``generate`` and ``simulate`` to ``app``."""
 
@@ -32,7 +43,8 @@ def register(app: typer.Typer) -> None:
         families: str = typer.Option(
             DEFAULT_FAMILIES, "--families",
             help="Comma-separated families, cycled over samples: flat, curved, flatfault, "
-            "curvefault, fault (either fault family), style, salt, mix.",
+            "curvefault, fault (either fault family), style, salt, mix, transform, the OpenFWI "
+            "families FlatVel_A ... Style_B, or openfwi (all ten).",
         ),
         n: int = typer.Option(
             1000, "--n", "--num-samples",
@@ -42,7 +54,16 @@ def register(app: typer.Typer) -> None:
         mix_from: Path = typer.Option(
             None, "--mix-from",
             help="Velocity maps (.npy, OpenFWI folder or Speed & Structure folders) that 'mix' "
-            "samples blend; default: fresh maps.",
+            "samples blend and 'transform' samples crop and warp; default: fresh maps.",
+        ),
+        mix_flips: bool = typer.Option(
+            True, "--mix-flips/--no-mix-flips",
+            help="'mix' flips each map left-right at random first; --no-mix-flips blends "
+            "exactly w*V1 + (1-w)*V2.",
+        ),
+        mix_weight: str = typer.Option(
+            "0,1", "--mix-weight",
+            help="LOW,HIGH range of the uniform weight w of 'mix' (e.g. 0.3,0.7).",
         ),
         vmin: float = typer.Option(None, "--vmin", help="Lowest velocity (survey units)."),
         vmax: float = typer.Option(None, "--vmax", help="Highest velocity (survey units)."),
@@ -72,10 +93,11 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         the_survey = load_survey(survey)
         if preview:
+            from seisinv.geology import expand_families
             from seisinv.geology.preview import preview_families
 
-            path = preview_families(list(_split(preview)), the_survey, out, examples=examples,
-                                    seed=seed)
+            path = preview_families(list(expand_families(_split(preview))), the_survey, out,
+                                    examples=examples, seed=seed)
             console.print(f"wrote {path}")
             return
         from seisinv.generation import GenerateSpec, Shard, run_generate
@@ -85,6 +107,7 @@ def register(app: typer.Typer) -> None:
             survey=the_survey, families=_split(families), n=n, seed=seed, per_file=per_file,
             vrange=_vrange(vmin, vmax, the_survey),
             mix_from=str(mix_from) if mix_from is not None else None,
+            mix_flips=mix_flips, mix_weight=_weight_range(mix_weight),
         )
         report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch,
                               overwrite=overwrite, progress=progress)

@@ -36,6 +36,8 @@ from seisinv.generation.writers import (
     write_sample_folder,
 )
 from seisinv.geology import check_family, check_vrange, resolve_family, sample_seed, velocity_sample
+from seisinv.geology.base import expand_families
+from seisinv.geology.mix import MixOptions
 from seisinv.io import disk_full_error, write_yaml
 from seisinv.outdir import (
     LOCK_NAME,
@@ -62,7 +64,11 @@ class GenerateSpec:
         seed: run seed; sample ``i`` uses ``sample_seed(seed, i)``.
         per_file: samples per chunk (per stacked file for the OpenFWI layout).
         vrange: (vmin, vmax) in survey units, default the survey's range.
-        mix_from: velocity maps that ``mix`` samples blend (None: fresh maps).
+        mix_from: velocity maps that ``mix`` samples blend and ``transform`` samples warp
+            (None: fresh maps).
+        mix_flips: ``mix`` flips each map left-right with a fair coin first; False gives
+            exactly ``w * V1 + (1 - w) * V2``.
+        mix_weight: (low, high) range of ``mix``'s uniform weight ``w`` (GWI 3rd place: 0.3-0.7).
     """
 
     survey: Survey
@@ -72,8 +78,13 @@ class GenerateSpec:
     per_file: int = 500
     vrange: tuple[float, float] | None = None
     mix_from: str | None = None
+    mix_flips: bool = True
+    mix_weight: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
+        # Group names (``openfwi``) stand for their members.
+        object.__setattr__(self, "families", expand_families(self.families))
+        object.__setattr__(self, "mix_weight", self.mix_options.weight)  # checks the range
         if not self.families:
             raise ArgumentError("families: name at least one velocity family", "families")
         for family in self.families:
@@ -85,9 +96,15 @@ class GenerateSpec:
         if self.seed < 0:
             raise ArgumentError(f"seed {self.seed}: must be non-negative", "seed")
         check_vrange(self.survey, self.vrange)
-        if self.mix_from is not None and "mix" not in self.families:
-            raise ArgumentError("mix_from is given but 'mix' is not among the families",
-                                "mix_from")
+        if self.mix_from is not None and not {"mix", "transform"} & set(self.families):
+            raise ArgumentError(
+                "mix_from is given but neither 'mix' nor 'transform' is among the families",
+                "mix_from",
+            )
+
+    @property
+    def mix_options(self) -> MixOptions:
+        return MixOptions(flips=self.mix_flips, weight=tuple(self.mix_weight))
 
     @property
     def velocity_range(self) -> tuple[float, float]:
@@ -109,6 +126,9 @@ class GenerateSpec:
             "vmin": lo,
             "vmax": hi,
             "mix_from": str(Path(self.mix_from).resolve()) if self.mix_from else None,
+            # Recorded only when set, so runs made before these options resume unchanged.
+            **({} if self.mix_flips else {"mix_flips": False}),
+            **({"mix_weight": list(self.mix_weight)} if self.mix_weight != (0.0, 1.0) else {}),
         }
 
     def sample_id(self, index: int) -> str:
@@ -209,14 +229,17 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
             wanted["mix_from_files"] = pool.fingerprint()
         if spec_path.exists():
             earlier = yaml.safe_load(spec_path.read_text()) or {}
-            changed = [k for k in wanted if earlier.get(k) != wanted[k]]
+            # Both sides' keys: an option recorded only when set must also match when unset now.
+            changed = [k for k in {**earlier, **wanted} if earlier.get(k) != wanted.get(k)]
             if changed and overwrite:
                 clear_output(out)
                 (out / PROGRESS_DIR).mkdir(exist_ok=True)
                 changed = []
                 spec_path.unlink(missing_ok=True)
             elif changed:
-                diffs = ", ".join(f"{k}={earlier.get(k)!r} (now {wanted[k]!r})" for k in changed)
+                diffs = ", ".join(
+                    f"{k}={earlier.get(k)!r} (now {wanted.get(k)!r})" for k in changed
+                )
                 raise OutputError(
                     f"out {out}: holds a generate run with different arguments: {diffs}; "
                     "rerun with the same arguments to resume, choose another output, or pass "
@@ -257,7 +280,8 @@ def _chunk_velocities(
         seed = sample_seed(spec.seed, index)
         family = resolve_family(spec.families[index % len(spec.families)], seed)
         maps[row] = velocity_sample(
-            family, spec.survey, seed, vrange=spec.velocity_range, pool=pool
+            family, spec.survey, seed, vrange=spec.velocity_range, pool=pool,
+            mix_options=None if spec.mix_options.is_default else spec.mix_options,
         )
         families.append(family)
         seeds.append(seed)

@@ -2,14 +2,17 @@
 
 Families (``FAMILIES`` registry), mirroring OpenFWI plus two extras:
 ``flat``, ``curved``, ``flatfault``, ``curvefault`` (alias ``fault`` picks either), ``style``,
-``salt``, and ``mix`` (``w*V1 + (1-w)*V2`` of flipped maps; synthetic, never for validation).
+``salt``, ``mix`` (``w*V1 + (1-w)*V2`` of flipped maps; synthetic, never for validation),
+``transform`` (cropped, re-sized, mildly warped maps; synthetic), and the ten OpenFWI families
+``FlatVel_A`` ... ``Style_B`` (``seisinv.geology.openfwi``; the group name ``openfwi`` expands
+to all ten via ``expand_families``).
 
     >>> from seisinv.geology import generate_velocity
     >>> maps = generate_velocity("curved", 8, OPENFWI, seed=0)   # (8, 70, 70) m/s
 """
 
-from seisinv.geology.base import ALIASES, FAMILIES, base_family_names
-from seisinv.geology.mix import mix_from_pool, mix_maps
+from seisinv.geology.base import ALIASES, FAMILIES, GROUPS, base_family_names, expand_families
+from seisinv.geology.mix import MixOptions, mix_from_pool, mix_maps
 from seisinv.geology.sampling import (
     check_family,
     check_vrange,
@@ -19,11 +22,16 @@ from seisinv.geology.sampling import (
     sample_seed,
     velocity_sample,
 )
+from seisinv.geology.transform import TransformOptions, transform_map
 
 __all__ = [
     "ALIASES",
     "FAMILIES",
+    "GROUPS",
+    "MixOptions",
+    "TransformOptions",
     "base_family_names",
+    "expand_families",
     "check_family",
     "check_vrange",
     "family_names",
@@ -32,5 +40,6 @@ __all__ = [
     "mix_maps",
     "resolve_family",
     "sample_seed",
+    "transform_map",
     "velocity_sample",
 ]

@@ -25,6 +25,33 @@ FAMILIES: Registry[FamilyBuilder] = Registry("velocity family")
 ALIASES: dict[str, tuple[str, ...]] = {"fault": ("flatfault", "curvefault")}
 
 
+# Families built from other maps (two blended, or one warped), not from scratch.
+DERIVED: tuple[str, ...] = ("mix", "transform")
+
+# Named groups ``--families`` accepts, expanded in order (``expand_families``).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "openfwi": (
+        "FlatVel_A", "FlatVel_B", "CurveVel_A", "CurveVel_B", "FlatFault_A", "FlatFault_B",
+        "CurveFault_A", "CurveFault_B", "Style_A", "Style_B",
+    ),
+}
+
+
 def base_family_names() -> list[str]:
-    """Concrete families that build a map from scratch (every family but aliases and ``mix``)."""
-    return [name for name in FAMILIES.names() if name not in ALIASES and name != "mix"]
+    """Concrete families that build a map from scratch (every family but aliases, ``mix`` and
+    ``transform``)."""
+    return [name for name in FAMILIES.names() if name not in ALIASES and name not in DERIVED]
+
+
+def seisinv_family_names() -> list[str]:
+    """seisinv's own from-scratch families (``flat`` ... ``salt``), which fresh ``mix`` and
+    ``transform`` maps draw from, as in seisinv 0.1.0 (the OpenFWI families are left out)."""
+    return [name for name in base_family_names() if name not in GROUPS["openfwi"]]
+
+
+def expand_families(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with every group (``openfwi``) replaced by its members, order kept."""
+    out: list[str] = []
+    for name in names:
+        out.extend(GROUPS.get(name, (name,)))
+    return tuple(out)

@@ -14,9 +14,10 @@ import numpy as np
 from seisinv.errors import SeisinvError
 
 # Importing the family modules registers their builders.
-from seisinv.geology import layered, mix, salt, style  # noqa: F401
+from seisinv.geology import layered, mix, openfwi, salt, style, transform  # noqa: F401
 from seisinv.geology.base import ALIASES, FAMILIES
-from seisinv.geology.mix import mix_from_pool
+from seisinv.geology.mix import MixOptions, mix_fresh, mix_from_pool
+from seisinv.geology.transform import TransformOptions, transform_from_pool
 from seisinv.survey import Survey
 
 
@@ -82,6 +83,8 @@ def velocity_sample(
     *,
     vrange: tuple[float, float] | None = None,
     pool: np.ndarray | None = None,
+    mix_options: MixOptions | None = None,
+    transform_options: TransformOptions | None = None,
 ) -> np.ndarray:
     """One velocity map of ``family`` built from ``seed``.
 
@@ -90,8 +93,10 @@ def velocity_sample(
         survey: gives the grid (nz, nx) and, unless ``vrange`` is set, the velocity range.
         seed: the sample's own seed (see ``sample_seed``).
         vrange: (vmin, vmax) in survey units, inside the survey's range.
-        pool: (n, nz, nx) existing maps in survey units; ``mix`` then blends two of them
-            instead of two fresh maps. Ignored by other families.
+        pool: (n, nz, nx) existing maps in survey units; ``mix`` then blends two of them and
+            ``transform`` warps one of them instead of fresh maps. Ignored by other families.
+        mix_options: ``mix``'s weight range and flips (default: uniform [0, 1], flips).
+        transform_options: ``transform``'s crop and warp ranges (default ``TransformOptions()``).
 
     Returns:
         (nz, nx) float32 velocity in survey units, depth first, inside ``vrange``.
@@ -102,7 +107,11 @@ def velocity_sample(
     # the same layering with and without a fault.
     rng = np.random.default_rng([int(seed), zlib.crc32(concrete.encode())])
     if concrete == "mix" and pool is not None:
-        velocity = np.clip(mix_from_pool(rng, pool), lo, hi)
+        velocity = np.clip(mix_from_pool(rng, pool, mix_options), lo, hi)
+    elif concrete == "mix" and mix_options is not None:
+        velocity = mix_fresh(rng, survey.velocity_shape, (lo, hi), mix_options)
+    elif concrete == "transform" and pool is not None:
+        velocity = np.clip(transform_from_pool(rng, pool, transform_options), lo, hi)
     else:
         velocity = FAMILIES.get(concrete)(rng, survey.velocity_shape, (lo, hi))
     return velocity.astype(np.float32, copy=False)
@@ -117,6 +126,8 @@ def generate_velocity(
     start: int = 0,
     vrange: tuple[float, float] | None = None,
     pool: np.ndarray | None = None,
+    mix_options: MixOptions | None = None,
+    transform_options: TransformOptions | None = None,
 ) -> np.ndarray:
     """``n`` velocity maps of ``family``: samples ``start .. start + n - 1`` of a run seeded ``seed``.
 
@@ -134,6 +145,7 @@ def generate_velocity(
     maps = np.empty((n, *survey.velocity_shape), dtype=np.float32)
     for i in range(n):
         maps[i] = velocity_sample(
-            family, survey, sample_seed(seed, start + i), vrange=vrange, pool=pool
+            family, survey, sample_seed(seed, start + i), vrange=vrange, pool=pool,
+            mix_options=mix_options, transform_options=transform_options,
         )
     return maps

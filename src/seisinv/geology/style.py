@@ -4,10 +4,9 @@ families, which are smooth, textured maps with a depth trend rather than sharp l
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from seisinv.geology.base import FAMILIES
-from seisinv.geology.fields import depth_grid, smooth_field, to_velocity
+from seisinv.geology.fields import depth_grid, gaussian_blur, smooth_field, to_velocity
 from seisinv.geology.layered import layered_unit_map
 
 
@@ -20,7 +19,7 @@ def style(rng: np.random.Generator, shape: tuple[int, int], vrange: tuple[float,
     """
     nz, nx = shape
     layers = layered_unit_map(rng, shape, curved=True, faulted=rng.random() < 0.3)
-    layers = gaussian_filter(layers, sigma=(0.02 * nz + 0.5, 0.02 * nx + 0.5), mode="nearest")
+    layers = gaussian_blur(layers, sigma=(0.02 * nz + 0.5, 0.02 * nx + 0.5))
     texture = smooth_field(rng, shape, corr_z=rng.uniform(0.02, 0.08), corr_x=rng.uniform(0.1, 0.4))
     trend = np.broadcast_to(depth_grid(nz), shape)
     unit = 0.45 * layers + 0.4 * trend + 0.08 * texture
