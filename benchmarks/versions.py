@@ -14,6 +14,7 @@ Usage::
     pip install --no-deps --target /tmp/v_timm_1.0.15 timm==1.0.15
     python benchmarks/versions.py /tmp/v_timm_1.0.15 /tmp/v_timm_1.0.20 ...
     python benchmarks/versions.py --probe        # the probe itself, on the current path
+    python benchmarks/versions.py --src OTHER/src DIR ...   # another checkout's code
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def probe() -> None:
     print("probe ok")
 
 
-def run_candidate(directory: str) -> tuple[bool, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([directory, str(SRC)]),
+def run_candidate(directory: str, src: Path = SRC) -> tuple[bool, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([directory, str(src)]),
            "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, __file__, "--probe"], env=env, capture_output=True,
                             text=True)
@@ -74,12 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("candidates", nargs="*", help="--target directories of one package")
     parser.add_argument("--probe", action="store_true", help="run the probe on the current path")
+    parser.add_argument("--src", type=Path, default=SRC, help="seisinv source tree to probe")
     args = parser.parse_args()
     if args.probe:
         probe()
         return
     for directory in args.candidates:
-        ok, line = run_candidate(directory)
+        ok, line = run_candidate(directory, args.src)
         print(f"{directory:<32} {'ok  ' if ok else 'FAIL'} {line}")
 
 
