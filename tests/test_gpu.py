@@ -26,7 +26,8 @@ class _Run:
 
     def predict(self, gathers):
         x = torch.as_tensor(gathers, device=self.device)
-        return self.layer(x)[:, 0, : self.survey.nz, : self.survey.nx]
+        shape = (self.survey.nz, self.survey.nx)
+        return 2000.0 + torch.nn.functional.adaptive_avg_pool2d(self.layer(x), shape)[:, 0]
 
 
 def test_predict_batch_on_a_cpu_is_the_fixed_default(tiny_survey):
@@ -56,3 +57,27 @@ def test_generate_batch_fits_the_gpus_free_memory():
 def test_predict_batch_fits_the_gpus_free_memory(tiny_survey):
     batch = auto_predict_batch(_Run("cuda", tiny_survey))
     assert batch > CPU_PREDICT_BATCH
+
+
+def test_torchrun_ranks_predict_disjoint_shares_into_one_store(tmp_path, tiny_survey,
+                                                               monkeypatch):
+    from helpers import ListSource
+
+    from seisinv.data.sample import Sample
+    from seisinv.inference.predict import predict
+    from seisinv.inference.store import PredictionStore
+
+    rng = np.random.default_rng(0)
+    samples = [Sample(id=f"s{i}", gathers=rng.standard_normal(tiny_survey.gather_shape,
+                                                              np.float32))
+               for i in range(5)]
+    source = ListSource(samples, tiny_survey)
+    store = PredictionStore(tmp_path / "p", tiny_survey, source="test")
+    run = _Run("cpu", tiny_survey)
+    done = []
+    for rank in (1, 0):  # rank 1 first: the split must not depend on what is already stored
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        done.append(predict(run, source, store, batch=None, progress=False))
+    assert done == [2, 3]
+    assert sorted(store.ids()) == [f"s{i}" for i in range(5)]

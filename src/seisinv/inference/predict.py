@@ -178,12 +178,15 @@ def predict(
         batch: samples per model call (each view is one call); None sizes it from the
             device's memory (``auto_predict_batch``).
 
+    Under ``torchrun`` each rank predicts every ``WORLD_SIZE``-th sample (on its own GPU with
+    ``device="auto"``) into the same store.
+
     Returns:
         The number of samples predicted by this call.
     """
     import torch
 
-    from seisinv.runtime import progress_bar
+    from seisinv.runtime import dist_info, progress_bar
 
     survey: Survey = run.survey
     if source.survey.gather_shape != survey.gather_shape:
@@ -201,7 +204,11 @@ def predict(
     views = tta_views(tta, survey)
     batch = batch or auto_predict_batch(run)
     ids = list(source.ids)
-    todo = [i for i, sample_id in enumerate(ids) if not store.has(sample_id)]
+    # Under torchrun rank r of W predicts samples r, r + W, ... (by position, so every rank
+    # agrees on the split whatever the store held when it started); no process group needed.
+    dist = dist_info()
+    todo = [i for i, sample_id in enumerate(ids)
+            if i % dist.world_size == dist.rank and not store.has(sample_id)]
     with torch.inference_mode(), progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"predict ({len(views)} view{'s' * (len(views) > 1)})", total=len(todo))
         for start in range(0, len(todo), batch):
