@@ -183,7 +183,7 @@ def raw_simulate(device: torch.device, quick: bool) -> dict:
             rates[(label, batch)] = rate
             survey_updates = survey.nz * survey.nx * survey.nt * survey.n_shots * rate
             updates = internal_cells(survey) * rate
-            note = (f"{survey_updates / 1e9:.2f} G survey / {updates / 1e9:.2f} G internal "
+            note = (f"{survey_updates / 1e9:.3g} G survey / {updates / 1e9:.3g} G internal "
                     f"cell-upd/s")
             if device.type == "cuda":
                 bandwidth = updates * BYTES_PER_UPDATE
