@@ -111,9 +111,9 @@ def test_workers_argument_and_auto_rule():
         parse_workers("-1")
     with pytest.raises(SeisinvError, match="--workers"):
         parse_workers("many")
-    # CPU: only cores the physics threads leave free; GPU: all but one core, at most 8.
-    assert auto_workers("cpu", cores=2, torch_threads=2) == 0
-    assert auto_workers("cpu", cores=16, torch_threads=4) == 8
+    # CPU: maps inline; GPU: all cores but one draw maps, at most 8.
+    assert auto_workers("cpu", cores=2) == 0
+    assert auto_workers("cpu", cores=16) == 0
     assert auto_workers("cuda", cores=2) == 1
     assert auto_workers("cuda", cores=16) == 8
 

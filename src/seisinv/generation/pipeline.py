@@ -41,21 +41,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def auto_workers(device_type: str, cores: int | None = None, torch_threads: int | None = None) -> int:
+def auto_workers(device_type: str, cores: int | None = None) -> int:
     """Map-drawing worker processes for ``generate --workers auto``.
 
     On a GPU the physics needs one core to launch kernels, so the others draw maps (at most
-    ``MAX_WORKERS``). On the CPU the physics already uses ``torch_threads`` cores; workers get
-    only the cores left over, so on a 2-core machine maps are drawn inline (0 workers) and
-    nothing competes with the physics.
+    ``MAX_WORKERS``). On a CPU maps are drawn inline (0): the physics is the bottleneck there
+    (0.15-1 CPU-s per OpenFWI sample against ~1 ms per map; 3-5 s per Speed & Structure sample
+    against 0.5-1 s per map), it already uses the cores, and starting a worker (a fresh
+    interpreter importing torch) cost more than it saved in ``benchmarks/generate.py``.
     """
-    import torch
-
+    if device_type != "cuda":
+        return 0
     cores = available_cores() if cores is None else cores
-    if device_type == "cuda":
-        return max(1, min(MAX_WORKERS, cores - 1))
-    threads = torch.get_num_threads() if torch_threads is None else torch_threads
-    return max(0, min(MAX_WORKERS, cores - threads))
+    return max(1, min(MAX_WORKERS, cores - 1))
 
 
 def parse_workers(value: int | str | None) -> int | None:
