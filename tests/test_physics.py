@@ -264,3 +264,28 @@ def test_openfwi_model_file_layout_and_single_map_are_accepted(tiny_survey):
     expected = simulate(v, tiny_survey, device="cpu")
     np.testing.assert_array_equal(simulate(v[:, None], tiny_survey, device="cpu"), expected)
     np.testing.assert_array_equal(simulate(v[1], tiny_survey, device="cpu"), expected[1:])
+
+
+@pytest.mark.parametrize("preset", ["openfwi", "speed-structure"])
+def test_presets_step_at_their_own_time_step_without_sub_stepping(preset, monkeypatch):
+    """deepwave would silently sub-step (multiplying the cost) if the pinned Courant number and
+    maximum velocity did not allow the preset's internal dt; its RunInfo says what it did."""
+    import deepwave
+
+    from seisinv.physics.grid import plan_grid
+    from seisinv.survey import PRESETS
+
+    survey = PRESETS[preset].replace(nt=40)
+    seen = {}
+    real = deepwave.scalar
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen["ratio"], seen["dt"] = out.info.step_ratio, args[2]
+        return out
+
+    monkeypatch.setattr(deepwave, "scalar", spy)
+    simulate(np.full((1, *survey.velocity_shape), survey.vmax, np.float32), survey, device="cpu")
+    plan = plan_grid(survey, survey.vmax * survey.to_mps)
+    assert seen["ratio"] == 1
+    assert seen["dt"] == pytest.approx(survey.dt * plan.time_factor)
