@@ -289,3 +289,21 @@ def test_presets_step_at_their_own_time_step_without_sub_stepping(preset, monkey
     plan = plan_grid(survey, survey.vmax * survey.to_mps)
     assert seen["ratio"] == 1
     assert seen["dt"] == pytest.approx(survey.dt * plan.time_factor)
+
+
+def test_openfwi_preset_absorbing_layer_stays_within_one_percent_of_openfwi_scheme():
+    """The preset's PML (narrowed for speed, benchmarks/boundary.py) against OpenFWI's own
+    120-cell sponge on a reduced OpenFWI grid with the full 1 s record, where boundary
+    reflections would show; a 4-cell layer must do visibly worse, so the check can fail."""
+    survey = OPENFWI.replace(nz=40, nx=40, source_x=(0.0, 390.0),
+                             receiver_x=tuple(10.0 * i for i in range(40)))
+    v = np.full((1, 40, 40), 1800.0, np.float32)
+    v[0, 12:] = 2600.0
+    v[0, 26:, 15:] = 3400.0
+    reference = openfwi_reference(v, survey)
+    preset_error = _relative_l2(reference, simulate(v, survey, device="cpu"))
+    thin = survey.replace(simulation=survey.simulation.model_copy(update={"boundary_width": 4}))
+    thin_error = _relative_l2(reference, simulate(v, thin, device="cpu"))
+    assert OPENFWI.simulation.boundary_width == 10
+    assert preset_error < 0.01
+    assert thin_error > 2 * preset_error
