@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/forward.py            # 8 OpenFWI samples, 1 full-length S&S sample
     python benchmarks/forward.py --quick    # fewer samples, S&S record cut to 2001 steps
+    python benchmarks/forward.py --batches 1 4 16 64   # OpenFWI samples/s per batch size
 """
 
 from __future__ import annotations
@@ -171,11 +172,41 @@ def speed_structure_coarse(velocity: np.ndarray, survey: Survey, full: Survey) -
     return reference
 
 
+def internal_updates(survey: Survey) -> int:
+    """Cell updates one sample really costs: padded internal grid x internal steps x shots."""
+    from seisinv.physics.grid import coarse_shape, plan_grid
+
+    plan = plan_grid(survey, survey.vmax * survey.to_mps)
+    nz, nx = coarse_shape(survey, plan.coarsen)
+    top, bottom, left, right = plan.pad
+    pad = 2 * survey.simulation.boundary_width + survey.simulation.accuracy
+    steps = (survey.nt - 1) // plan.time_factor + 2
+    return (nz + top + bottom + pad) * (nx + left + right + pad) * steps * survey.n_shots
+
+
+def batch_sweep(batches: list[int], device: str) -> None:
+    """OpenFWI samples/s per batch size, with survey-grid and internal-grid cell-updates/s."""
+    torch.set_num_threads(1)
+    velocity = generate_velocity(FAMILY, max(batches), OPENFWI, seed=0)
+    per_sample = internal_updates(OPENFWI)
+    print(f"== openfwi per batch, {device}, 1 thread, PML {OPENFWI.simulation.boundary_width} "
+          f"cells ({per_sample / 1e6:.1f} M internal cell updates per sample)")
+    for batch in batches:
+        seconds, _ = timed_simulate(velocity[:batch], OPENFWI, device)
+        report(f"batch {batch}", OPENFWI, batch, seconds)
+        print(f"  {'':<34} {per_sample * batch / seconds / 1e9:7.3f} G internal cell-updates/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples, short S&S record")
     parser.add_argument("--samples", type=int, default=None, help="OpenFWI samples (default 8)")
+    parser.add_argument("--batches", type=int, nargs="+", default=None,
+                        help="only time OpenFWI simulate at these batch sizes")
     args = parser.parse_args()
+    if args.batches:
+        batch_sweep(args.batches, "cuda" if torch.cuda.is_available() else "cpu")
+        return
     n_openfwi = args.samples or (4 if args.quick else 8)
     devices = ["cuda"] if torch.cuda.is_available() else []
 

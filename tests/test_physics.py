@@ -304,6 +304,6 @@ def test_openfwi_preset_absorbing_layer_stays_within_one_percent_of_openfwi_sche
     preset_error = _relative_l2(reference, simulate(v, survey, device="cpu"))
     thin = survey.replace(simulation=survey.simulation.model_copy(update={"boundary_width": 4}))
     thin_error = _relative_l2(reference, simulate(v, thin, device="cpu"))
-    assert OPENFWI.simulation.boundary_width == 10
+    assert OPENFWI.simulation.boundary_width == 8
     assert preset_error < 0.01
     assert thin_error > 2 * preset_error
