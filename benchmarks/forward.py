@@ -184,17 +184,22 @@ def internal_updates(survey: Survey) -> int:
     return (nz + top + bottom + pad) * (nx + left + right + pad) * steps * survey.n_shots
 
 
-def batch_sweep(batches: list[int], device: str) -> None:
-    """OpenFWI samples/s per batch size, with survey-grid and internal-grid cell-updates/s."""
+def batch_sweep(batches: list[int], device: str, widths: tuple[int, ...] = (8, 20)) -> None:
+    """OpenFWI samples/s per batch size for the preset's PML and the former 20-cell one, side by
+    side (alternating, so load drifts hit both), with survey- and internal-grid updates/s."""
     torch.set_num_threads(1)
     velocity = generate_velocity(FAMILY, max(batches), OPENFWI, seed=0)
-    per_sample = internal_updates(OPENFWI)
-    print(f"== openfwi per batch, {device}, 1 thread, PML {OPENFWI.simulation.boundary_width} "
-          f"cells ({per_sample / 1e6:.1f} M internal cell updates per sample)")
+    surveys = {w: OPENFWI.replace(simulation=OPENFWI.simulation.model_copy(
+        update={"boundary_width": w})) for w in widths}
+    print(f"== openfwi per batch, {device}, 1 thread; PML widths {widths} (preset: "
+          f"{OPENFWI.simulation.boundary_width})")
     for batch in batches:
-        seconds, _ = timed_simulate(velocity[:batch], OPENFWI, device)
-        report(f"batch {batch}", OPENFWI, batch, seconds)
-        print(f"  {'':<34} {per_sample * batch / seconds / 1e9:7.3f} G internal cell-updates/s")
+        for width, survey in surveys.items():
+            seconds, _ = timed_simulate(velocity[:batch], survey, device)
+            per_sample = internal_updates(survey)
+            report(f"batch {batch}, PML {width}", survey, batch, seconds)
+            print(f"  {'':<34} {per_sample * batch / seconds / 1e9:7.3f} G internal "
+                  f"cell-updates/s ({per_sample / 1e6:.1f} M per sample)")
 
 
 def main() -> None:
