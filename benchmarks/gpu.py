@@ -198,15 +198,17 @@ def raw_simulate(device: torch.device, quick: bool) -> dict:
 def generate_to_disk(device: torch.device, quick: bool, work: Path, rates: dict) -> dict:
     from seisinv.generation import GenerateSpec, run_generate
     from seisinv.generation.common import auto_batch
-    from seisinv.generation.pipeline import auto_workers
+    from seisinv.generation.pipeline import MIN_GPU_BATCH, PIPELINE_BATCHES, auto_workers
     from seisinv.physics import simulate
 
     outs = {}
     cases = presets(quick)[:2]
-    for (label, survey, _), n in zip(cases, (16, 2) if quick else (4096, 256), strict=True):
+    for (label, survey, _), n in zip(cases, (16, 2) if quick else (8192, 256), strict=True):
         families = ("flat", "curved", "flatfault", "curvefault", "style", "salt")
         spec = GenerateSpec(survey, families, n=n, seed=0, per_file=500 if not quick else 8)
         batch = min(auto_batch(survey, spec.per_file, device), n)
+        if device.type == "cuda":  # run_generate's own cut into >= PIPELINE_BATCHES batches
+            batch = min(batch, max(MIN_GPU_BATCH, -(-n // PIPELINE_BATCHES)))
         workers = auto_workers(device.type)
         out = work / f"gen-{label}"
         report = run_generate(spec, out, device=str(device), show_progress=False)

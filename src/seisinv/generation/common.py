@@ -16,7 +16,7 @@ CELLS_PER_BATCH = 8_000_000
 # in flight, allocator slack; simulate_bytes_per_sample is an estimate).
 MEMORY_FRACTION = 0.5
 # GPU batches stop here: OpenFWI throughput on an H200 was flat from 512 to 2048 samples per call.
-MAX_GPU_BATCH = 4096
+MAX_GPU_BATCH = 2048
 
 
 def rate_text(samples: int, seconds: float) -> str:
@@ -34,7 +34,7 @@ def auto_batch(survey: Survey, per_file: int, device=None) -> int:
     CPU batches are not faster, see BENCHMARKS.md), and no more than ``MEMORY_FRACTION`` of the
     free RAM holds. CUDA: as many as ``MEMORY_FRACTION`` of the GPU's free memory holds (by
     ``simulate_bytes_per_sample``), at most ``MAX_GPU_BATCH`` (per_file does not cap it: a batch
-    may span chunks).
+    may span chunks; ``run_generate`` also cuts a job into >= 4 batches to keep the overlap).
     """
     from seisinv.physics.forward import simulate_bytes_per_sample
 

@@ -32,7 +32,14 @@ from seisinv.generation.manifest import (
     record_chunk,
 )
 from seisinv.generation.maps import VelocityMaps
-from seisinv.generation.pipeline import LOOKAHEAD, BackgroundWriter, MapBatches, auto_workers
+from seisinv.generation.pipeline import (
+    LOOKAHEAD,
+    MIN_GPU_BATCH,
+    PIPELINE_BATCHES,
+    BackgroundWriter,
+    MapBatches,
+    auto_workers,
+)
 from seisinv.generation.writers import (
     atomic_memmap,
     folder_complete,
@@ -294,6 +301,7 @@ def run_generate(
         raise SeisinvError(f"--batch must be at least 1, got {batch}")
     if workers is not None and workers < 0:
         raise SeisinvError(f"--workers must be at least 0, got {workers}")
+    fixed_batch = batch is not None
     batch = batch or auto_batch(survey, spec.per_file, dev)
     workers = auto_workers(dev.type) if workers is None else workers
     pool = _open_pool(spec)
@@ -302,6 +310,9 @@ def run_generate(
     chunks = (shard or Shard()).chunks(spec.n_chunks, dist.rank, dist.world_size)
     report = GenerateReport(out=out, total=sum(len(spec.chunk_range(c)) for c in chunks),
                             chunks=chunks)
+    if dev.type == "cuda" and not fixed_batch:
+        # At least PIPELINE_BATCHES batches, so drawing and writing overlap the physics.
+        batch = min(batch, max(MIN_GPU_BATCH, math.ceil(report.total / PIPELINE_BATCHES)))
     log.info("generate: batch %d, %d map workers, device %s", batch, workers, dev)
     started = time.perf_counter()
 

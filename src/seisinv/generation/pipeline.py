@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 8
 # Batches whose maps are drawn ahead of the physics (and gathers waiting to be written).
 LOOKAHEAD = 2
+# On a GPU a job is cut into at least this many batches (when that leaves >= MIN_GPU_BATCH
+# samples per batch): one batch would leave nothing to overlap the drawing and writing with.
+PIPELINE_BATCHES = 4
+MIN_GPU_BATCH = 64
 
 
 def available_cores() -> int:
