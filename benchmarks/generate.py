@@ -55,8 +55,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="also run with N workers")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=SRC",
+                        help="another source tree to time alongside")
     args = parser.parse_args()
     cases = {"before": (args.before, None), "after (auto)": (SRC, None)}
+    for item in args.also:
+        label, _, src = item.partition("=")
+        cases[label] = (Path(src), None)
     if args.workers is not None:
         cases[f"after ({args.workers} workers)"] = (SRC, args.workers)
     rates: dict[str, list[float]] = {k: [] for k in cases}
