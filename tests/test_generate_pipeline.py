@@ -104,7 +104,8 @@ def test_writer_error_reaches_the_caller_and_later_jobs_are_skipped():
     assert done == [1]
 
 
-def test_workers_argument_and_auto_rule():
+def test_workers_argument_and_auto_rule(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert parse_workers("auto") is None and parse_workers(None) is None
     assert parse_workers("3") == 3
     with pytest.raises(SeisinvError, match="--workers"):
@@ -116,6 +117,8 @@ def test_workers_argument_and_auto_rule():
     assert auto_workers("cpu", cores=16) == 0
     assert auto_workers("cuda", cores=2) == 1
     assert auto_workers("cuda", cores=16) == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun, 4 GPUs: 4 cores per rank
+    assert auto_workers("cuda", cores=16) == 3
 
 
 def test_cpu_batch_is_capped_by_free_ram(small, monkeypatch):

@@ -49,7 +49,8 @@ def auto_workers(device_type: str, cores: int | None = None) -> int:
     """Map-drawing worker processes for ``generate --workers auto``.
 
     On a GPU the physics needs one core to launch kernels, so the others draw maps (at most
-    ``MAX_WORKERS``). On a CPU maps are drawn inline (0): the physics is the bottleneck there
+    ``MAX_WORKERS``; under torchrun, of this rank's share of the cores). On a CPU maps are
+    drawn inline (0): the physics is the bottleneck there
     (0.15-1 CPU-s per OpenFWI sample against ~1 ms per map; 3-5 s per Speed & Structure sample
     against 0.5-1 s per map), it already uses the cores, and starting a worker (a fresh
     interpreter importing torch) cost more than it saved in ``benchmarks/generate.py``.
@@ -57,6 +58,8 @@ def auto_workers(device_type: str, cores: int | None = None) -> int:
     if device_type != "cuda":
         return 0
     cores = available_cores() if cores is None else cores
+    # Under torchrun the ranks of one machine share its cores.
+    cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     return max(1, min(MAX_WORKERS, cores - 1))
 
 
