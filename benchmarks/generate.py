@@ -32,19 +32,23 @@ spec = GenerateSpec(OPENFWI, ("flat", "curved", "flatfault", "curvefault", "styl
 kwargs = dict(device="cpu", show_progress=False)
 if {workers} is not None and "workers" in inspect.signature(run_generate).parameters:
     kwargs["workers"] = {workers}
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 report = run_generate(spec, sys.argv[1], **kwargs)
-print(report.written / (time.perf_counter() - started))
+print(report.written / (time.perf_counter() - started),
+      (time.process_time() - cpu) / report.written)
 """
 
 
-def run(src: Path, n: int, per_file: int, threads: int, workers: int | None) -> float:
+def run(src: Path, n: int, per_file: int, threads: int,
+        workers: int | None) -> tuple[float, float]:
+    """(samples/s wall, CPU seconds per sample of the generating process, all its threads)."""
     with tempfile.TemporaryDirectory() as out:
         code = CHILD.format(n=n, per_file=per_file, threads=threads, workers=workers)
         env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads)}
         result = subprocess.run([sys.executable, "-c", code, str(Path(out) / "g")], env=env,
                                 capture_output=True, text=True, check=True)
-        return float(result.stdout.strip().splitlines()[-1])
+        rate, cpu = result.stdout.strip().splitlines()[-1].split()
+        return float(rate), float(cpu)
 
 
 def main() -> None:
@@ -65,15 +69,19 @@ def main() -> None:
     if args.workers is not None:
         cases[f"after ({args.workers} workers)"] = (SRC, args.workers)
     rates: dict[str, list[float]] = {k: [] for k in cases}
+    cpus: dict[str, list[float]] = {k: [] for k in cases}
     for repeat in range(args.repeats):
         for label, (src, workers) in cases.items():
-            rate = run(src, args.n, args.per_file, args.threads, workers)
+            rate, cpu = run(src, args.n, args.per_file, args.threads, workers)
             rates[label].append(rate)
-            print(f"  run {repeat + 1} {label:<20} {rate:.3f} samples/s", flush=True)
+            cpus[label].append(cpu)
+            print(f"  run {repeat + 1} {label:<20} {rate:.3f} samples/s, {cpu:.3f} CPU-s/sample",
+                  flush=True)
     print(f"openfwi, n {args.n}, per_file {args.per_file}, {args.threads} torch thread(s):")
     for label, values in rates.items():
-        print(f"  {label:<20} median {median(values):.3f} samples/s "
-              f"(runs: {', '.join(f'{v:.3f}' for v in values)})")
+        print(f"  {label:<20} median {median(values):.3f} samples/s, "
+              f"{median(cpus[label]):.3f} CPU-s/sample (runs: "
+              f"{', '.join(f'{v:.3f}' for v in values)})")
 
 
 if __name__ == "__main__":
