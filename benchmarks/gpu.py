@@ -19,6 +19,7 @@ Usage::
 
     python3 benchmarks/gpu.py                      # on a GPU: full sizes, < 6 minutes on an H200
     python3 benchmarks/gpu.py --device cpu --quick # tiny sizes on a CPU: checks the script works
+    python3 benchmarks/gpu.py --only simulate,generate   # some sections only
 """
 
 from __future__ import annotations
@@ -309,7 +310,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a CPU smoke run)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the work folder here")
+    parser.add_argument("--only", default="agree,simulate,generate,train,predict,fwi",
+                        help="comma-separated sections to run (train/predict need generate)")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     from seisinv.runtime import resolve_device
 
     device = resolve_device(args.device)
@@ -319,12 +323,18 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="seisinv-gpu-"))
     started = time.perf_counter()
     try:
-        agreement(device, args.quick)
-        rates = raw_simulate(device, args.quick) or {}
-        data = generate_to_disk(device, args.quick, work, rates) or {}
-        runs = train_speed(device, args.quick, work, data) or {}
-        predict_speed(device, args.quick, work, data, runs)
-        fwi_speed(device, args.quick)
+        if "agree" in only:
+            agreement(device, args.quick)
+        rates = raw_simulate(device, args.quick) or {} if "simulate" in only else {}
+        data = {}
+        if only & {"generate", "train", "predict"}:
+            data = generate_to_disk(device, args.quick, work, rates) or {}
+        runs = train_speed(device, args.quick, work, data) or {} if only & {"train", "predict"} \
+            else {}
+        if "predict" in only:
+            predict_speed(device, args.quick, work, data, runs)
+        if "fwi" in only:
+            fwi_speed(device, args.quick)
     finally:
         if args.keep is None:
             with contextlib.suppress(OSError):
