@@ -1,6 +1,6 @@
 """`seisinv generate` to disk on the CPU: samples/s of this checkout against another one.
 
-Times ``run_generate`` (openfwi preset, six families, device cpu) in fresh interpreters, the
+Times ``run_generate`` (a preset, default openfwi, six families, device cpu) in fresh interpreters, the
 two source trees alternating so machine load drifts affect both alike, and prints each run and
 the medians. With ``--workers`` the current tree also runs with that many map workers.
 
@@ -26,8 +26,8 @@ CHILD = """
 import inspect, sys, time, torch
 torch.set_num_threads({threads})
 from seisinv.generation import GenerateSpec, run_generate
-from seisinv.survey import OPENFWI
-spec = GenerateSpec(OPENFWI, ("flat", "curved", "flatfault", "curvefault", "style", "salt"),
+from seisinv.survey import load_survey
+spec = GenerateSpec(load_survey("{survey}"), ("flat", "curved", "flatfault", "curvefault", "style", "salt"),
                     n={n}, seed=0, per_file={per_file})
 kwargs = dict(device="cpu", show_progress=False)
 if {workers} is not None and "workers" in inspect.signature(run_generate).parameters:
@@ -39,11 +39,12 @@ print(report.written / (time.perf_counter() - started),
 """
 
 
-def run(src: Path, n: int, per_file: int, threads: int,
-        workers: int | None) -> tuple[float, float]:
+def run(src: Path, n: int, per_file: int, threads: int, workers: int | None,
+        survey: str = "openfwi") -> tuple[float, float]:
     """(samples/s wall, CPU seconds per sample of the generating process, all its threads)."""
     with tempfile.TemporaryDirectory() as out:
-        code = CHILD.format(n=n, per_file=per_file, threads=threads, workers=workers)
+        code = CHILD.format(n=n, per_file=per_file, threads=threads, workers=workers,
+                            survey=survey)
         env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads)}
         result = subprocess.run([sys.executable, "-c", code, str(Path(out) / "g")], env=env,
                                 capture_output=True, text=True, check=True)
@@ -54,6 +55,7 @@ def run(src: Path, n: int, per_file: int, threads: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="the other checkout's src/")
+    parser.add_argument("--survey", default="openfwi", help="preset name")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--per-file", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1)
@@ -72,12 +74,12 @@ def main() -> None:
     cpus: dict[str, list[float]] = {k: [] for k in cases}
     for repeat in range(args.repeats):
         for label, (src, workers) in cases.items():
-            rate, cpu = run(src, args.n, args.per_file, args.threads, workers)
+            rate, cpu = run(src, args.n, args.per_file, args.threads, workers, args.survey)
             rates[label].append(rate)
             cpus[label].append(cpu)
             print(f"  run {repeat + 1} {label:<20} {rate:.3f} samples/s, {cpu:.3f} CPU-s/sample",
                   flush=True)
-    print(f"openfwi, n {args.n}, per_file {args.per_file}, {args.threads} torch thread(s):")
+    print(f"{args.survey}, n {args.n}, per_file {args.per_file}, {args.threads} torch thread(s):")
     for label, values in rates.items():
         print(f"  {label:<20} median {median(values):.3f} samples/s, "
               f"{median(cpus[label]):.3f} CPU-s/sample (runs: "
