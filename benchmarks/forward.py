@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/forward.py            # 8 OpenFWI samples, 1 full-length S&S sample
     python benchmarks/forward.py --quick    # fewer samples, S&S record cut to 2001 steps
+    python benchmarks/forward.py --batches 1 4 16 64   # OpenFWI samples/s per batch size
 """
 
 from __future__ import annotations
@@ -171,11 +172,46 @@ def speed_structure_coarse(velocity: np.ndarray, survey: Survey, full: Survey) -
     return reference
 
 
+def internal_updates(survey: Survey) -> int:
+    """Cell updates one sample really costs: padded internal grid x internal steps x shots."""
+    from seisinv.physics.grid import coarse_shape, plan_grid
+
+    plan = plan_grid(survey, survey.vmax * survey.to_mps)
+    nz, nx = coarse_shape(survey, plan.coarsen)
+    top, bottom, left, right = plan.pad
+    pad = 2 * survey.simulation.boundary_width + survey.simulation.accuracy
+    steps = (survey.nt - 1) // plan.time_factor + 2
+    return (nz + top + bottom + pad) * (nx + left + right + pad) * steps * survey.n_shots
+
+
+def batch_sweep(batches: list[int], device: str, widths: tuple[int, ...] = (8, 20)) -> None:
+    """OpenFWI samples/s per batch size for the preset's PML and the former 20-cell one, side by
+    side (alternating, so load drifts hit both), with survey- and internal-grid updates/s."""
+    torch.set_num_threads(1)
+    velocity = generate_velocity(FAMILY, max(batches), OPENFWI, seed=0)
+    surveys = {w: OPENFWI.replace(simulation=OPENFWI.simulation.model_copy(
+        update={"boundary_width": w})) for w in widths}
+    print(f"== openfwi per batch, {device}, 1 thread; PML widths {widths} (preset: "
+          f"{OPENFWI.simulation.boundary_width})")
+    for batch in batches:
+        for width, survey in surveys.items():
+            seconds, _ = timed_simulate(velocity[:batch], survey, device)
+            per_sample = internal_updates(survey)
+            report(f"batch {batch}, PML {width}", survey, batch, seconds)
+            print(f"  {'':<34} {per_sample * batch / seconds / 1e9:7.3f} G internal "
+                  f"cell-updates/s ({per_sample / 1e6:.1f} M per sample)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples, short S&S record")
     parser.add_argument("--samples", type=int, default=None, help="OpenFWI samples (default 8)")
+    parser.add_argument("--batches", type=int, nargs="+", default=None,
+                        help="only time OpenFWI simulate at these batch sizes")
     args = parser.parse_args()
+    if args.batches:
+        batch_sweep(args.batches, "cuda" if torch.cuda.is_available() else "cpu")
+        return
     n_openfwi = args.samples or (4 if args.quick else 8)
     devices = ["cuda"] if torch.cuda.is_available() else []
 

@@ -264,3 +264,46 @@ def test_openfwi_model_file_layout_and_single_map_are_accepted(tiny_survey):
     expected = simulate(v, tiny_survey, device="cpu")
     np.testing.assert_array_equal(simulate(v[:, None], tiny_survey, device="cpu"), expected)
     np.testing.assert_array_equal(simulate(v[1], tiny_survey, device="cpu"), expected[1:])
+
+
+@pytest.mark.parametrize("preset", ["openfwi", "speed-structure"])
+def test_presets_step_at_their_own_time_step_without_sub_stepping(preset, monkeypatch):
+    """deepwave would silently sub-step (multiplying the cost) if the pinned Courant number and
+    maximum velocity did not allow the preset's internal dt; its RunInfo says what it did."""
+    import deepwave
+
+    from seisinv.physics.grid import plan_grid
+    from seisinv.survey import PRESETS
+
+    survey = PRESETS[preset].replace(nt=40)
+    seen = {}
+    real = deepwave.scalar
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen["ratio"], seen["dt"] = out.info.step_ratio, args[2]
+        return out
+
+    monkeypatch.setattr(deepwave, "scalar", spy)
+    simulate(np.full((1, *survey.velocity_shape), survey.vmax, np.float32), survey, device="cpu")
+    plan = plan_grid(survey, survey.vmax * survey.to_mps)
+    assert seen["ratio"] == 1
+    assert seen["dt"] == pytest.approx(survey.dt * plan.time_factor)
+
+
+def test_openfwi_preset_absorbing_layer_stays_within_one_percent_of_openfwi_scheme():
+    """The preset's PML (narrowed for speed, benchmarks/boundary.py) against OpenFWI's own
+    120-cell sponge on a reduced OpenFWI grid with the full 1 s record, where boundary
+    reflections would show; a 4-cell layer must do visibly worse, so the check can fail."""
+    survey = OPENFWI.replace(nz=40, nx=40, source_x=(0.0, 390.0),
+                             receiver_x=tuple(10.0 * i for i in range(40)))
+    v = np.full((1, 40, 40), 1800.0, np.float32)
+    v[0, 12:] = 2600.0
+    v[0, 26:, 15:] = 3400.0
+    reference = openfwi_reference(v, survey)
+    preset_error = _relative_l2(reference, simulate(v, survey, device="cpu"))
+    thin = survey.replace(simulation=survey.simulation.model_copy(update={"boundary_width": 4}))
+    thin_error = _relative_l2(reference, simulate(v, thin, device="cpu"))
+    assert OPENFWI.simulation.boundary_width == 8
+    assert preset_error < 0.01
+    assert thin_error > 2 * preset_error

@@ -73,6 +73,11 @@ def register(app: typer.Typer) -> None:
         shard: str = typer.Option(None, "--shard", help="Do part K of N of the chunks: K/N."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         batch: int = typer.Option(None, "--batch", help="Samples per physics call (auto)."),
+        workers: str = typer.Option(
+            "auto", "--workers",
+            help="Processes drawing velocity maps ahead of the physics (0: inline; auto: the "
+            "cores the physics leaves free).",
+        ),
         preview: str = typer.Option(
             None, "--preview",
             help="Instead of a dataset, draw examples of these families (comma-separated) to "
@@ -109,8 +114,11 @@ def register(app: typer.Typer) -> None:
             mix_from=str(mix_from) if mix_from is not None else None,
             mix_flips=mix_flips, mix_weight=_weight_range(mix_weight),
         )
+        from seisinv.generation.pipeline import parse_workers
+
         report = run_generate(spec, out, device=device, shard=Shard.parse(shard), batch=batch,
-                              overwrite=overwrite, progress=progress)
+                              workers=parse_workers(workers), overwrite=overwrite,
+                              progress=progress)
         console.print(
             f"{out}: {report.written} samples written, {report.skipped} already present "
             f"({rate_text(report.written, report.seconds) or 'nothing to do'}); manifest lists "

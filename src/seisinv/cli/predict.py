@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
         ),
         weights: str = typer.Option("ema", "--weights", help="ema (default) or model."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        batch: int = typer.Option(16, "--batch", help="Samples per model call."),
+        batch: int = typer.Option(
+            None, "--batch",
+            help="Samples per model call (default: 16 on a CPU, from free memory on a GPU).",
+        ),
         overwrite: bool = typer.Option(
             False, "--overwrite",
             help="--out holds predictions of other data, checkpoint or settings: delete them "

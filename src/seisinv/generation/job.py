@@ -10,6 +10,9 @@ the output does not depend on how the work was split or how often it was restart
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import math
 import os
 import time
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from seisinv.errors import ArgumentError
+from seisinv.errors import ArgumentError, SeisinvError
 from seisinv.generation.common import auto_batch, rate_text, simulate_batch
 from seisinv.generation.manifest import (
     PROGRESS_DIR,
@@ -29,6 +32,14 @@ from seisinv.generation.manifest import (
     record_chunk,
 )
 from seisinv.generation.maps import VelocityMaps
+from seisinv.generation.pipeline import (
+    LOOKAHEAD,
+    MIN_GPU_BATCH,
+    PIPELINE_BATCHES,
+    BackgroundWriter,
+    MapBatches,
+    auto_workers,
+)
 from seisinv.generation.writers import (
     atomic_memmap,
     folder_complete,
@@ -48,6 +59,8 @@ from seisinv.outdir import (
     refuse_foreign,
 )
 from seisinv.survey import Survey, survey_from_dict
+
+log = logging.getLogger(__name__)
 
 SPEC_FILE = "generate.yaml"
 SURVEY_FILE = "survey.yaml"
@@ -288,6 +301,11 @@ def _chunk_velocities(
     return maps, families, seeds
 
 
+def _pool_for_worker(spec: GenerateSpec) -> VelocityMaps | None:
+    """The mix pool as a map-drawing worker opens it (the parent already checked it)."""
+    return None if spec.mix_from is None else VelocityMaps(spec.mix_from, spec.survey)
+
+
 def run_generate(
     spec: GenerateSpec,
     out: str | os.PathLike,
@@ -295,6 +313,7 @@ def run_generate(
     device: str = "auto",
     shard: Shard | None = None,
     batch: int | None = None,
+    workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -307,10 +326,16 @@ def run_generate(
     (nt, receivers) float32 and ``vp_model.npy`` (disk_velocity_shape) float64. Chunks already
     finished are skipped; ``manifest.csv`` lists every finished sample.
 
+    Maps are drawn ahead in ``workers`` processes, the physics runs in batches on the main
+    thread, and files are written by a background thread (``generation.pipeline``); the output
+    is byte-identical for any ``workers`` and ``batch``.
+
     Args:
         device: torch device for the physics ("auto": CUDA if present).
         shard: this process's part of the chunks (torchrun ranks split it further).
-        batch: samples per physics call (default ``auto_batch``).
+        batch: samples per physics call (default ``auto_batch`` for the device); a batch may
+            span chunks.
+        workers: map-drawing worker processes (None: ``pipeline.auto_workers``; 0: inline).
         progress: draw the progress bar (rank 0 only under torchrun); ``show_progress`` is
             its older name, still accepted.
         overwrite: ``out`` holds a run with other arguments: delete it and start again.
@@ -320,10 +345,14 @@ def run_generate(
     progress = progress if show_progress is None else show_progress
     out = Path(out)
     survey = spec.survey
-    resolve_device(device)
+    dev = resolve_device(device)
     if batch is not None and batch < 1:
         raise ArgumentError(f"batch {batch}: must be at least 1", "batch")
-    batch = batch or auto_batch(survey, spec.per_file)
+    if workers is not None and workers < 0:
+        raise ArgumentError(f"workers {workers}: must be at least 0", "workers")
+    fixed_batch = batch is not None
+    batch = batch or auto_batch(survey, spec.per_file, dev)
+    workers = auto_workers(dev.type) if workers is None else workers
     if spec.mix_from is not None:
         check_out_not_inside_inputs(out, [spec.mix_from])
     pool = _open_pool(spec)
@@ -334,108 +363,199 @@ def run_generate(
     name = f"shard{shard.k}of{shard.count}-rank{dist.rank}of{dist.world_size}"
     with lock_output(out, "seisinv generate", name=name):
         prepare_output(spec, out, pool, overwrite=overwrite and dist.is_main)
-        return _generate_chunks(spec, out, shard, pool, dist, device, batch, progress)
+        return _generate_chunks(spec, out, shard, pool, dist, dev, batch, fixed_batch, workers,
+                                progress)
 
 
-def _generate_chunks(spec, out, shard, pool, dist, device, batch, progress):
+def _generate_chunks(spec, out, shard, pool, dist, dev, batch, fixed_batch, workers, progress):
     from rich.progress import TextColumn
 
-    from seisinv import __version__
     from seisinv.runtime import progress_bar
 
-    survey = spec.survey
     chunks = shard.chunks(spec.n_chunks, dist.rank, dist.world_size)
     report = GenerateReport(out=out, total=sum(len(spec.chunk_range(c)) for c in chunks),
                             chunks=chunks)
+    if dev.type == "cuda" and not fixed_batch:
+        # At least PIPELINE_BATCHES batches, so drawing and writing overlap the physics.
+        batch = min(batch, max(MIN_GPU_BATCH, math.ceil(report.total / PIPELINE_BATCHES)))
+    log.info("generate: batch %d, %d map workers, device %s", batch, workers, dev)
     started = time.perf_counter()
 
     bar = progress_bar(TextColumn("{task.fields[rate]}"),
                        disable=not (progress and dist.is_main))
-    with bar:
+    # Worker processes start before any thread (progress bar, writer) exists.
+    with MapBatches(_chunk_velocities, spec, pool, workers, _pool_for_worker) as maps, bar:
         task = bar.add_task("generate", total=report.total, rate="")
 
-        def advance(k: int) -> None:
-            report.written += k
+        def advance(k: int, written: bool = True) -> None:
+            if written:
+                report.written += k
+            else:
+                report.skipped += k
             bar.update(task, advance=k,
                        rate=rate_text(report.written, time.perf_counter() - started))
 
-        for chunk in chunks:
-            indices = list(spec.chunk_range(chunk))
-            if chunk_done(out, chunk):
-                report.skipped += len(indices)
-                bar.advance(task, len(indices))
-                continue
-            try:
-                if survey.layout == "openfwi":
-                    rows = _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch,
-                                                advance)
-                else:
-                    rows, kept = _write_folder_chunk(spec, out, indices, pool, device, batch,
-                                                     advance)
-                    report.skipped += kept
-                    bar.advance(task, kept)
-                for row in rows:
-                    row.update(survey=survey.name, seisinv_version=__version__)
-                record_chunk(out, chunk, rows)
-                report.manifest_rows = rebuild_manifest(out)
-            except OSError as exc:  # disk full, permissions, quota: the user can act on these
-                complete = sum(len(spec.chunk_range(c)) for c in range(spec.n_chunks)
-                               if chunk_done(out, c))
-                raise disk_full_error(exc, out, complete, spec.n) from None
+        try:
+            _run_pipeline(spec, out, chunks, maps, str(dev), batch, advance)
+        except OSError as exc:  # disk full, permissions, quota: the user can act on these
+            complete = sum(len(spec.chunk_range(c)) for c in range(spec.n_chunks)
+                           if chunk_done(out, c))
+            raise disk_full_error(exc, out, complete, spec.n) from None
     report.manifest_rows = rebuild_manifest(out)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write_stacked_chunk(spec, out, chunk, indices, pool, device, batch, advance) -> list[dict]:
-    """OpenFWI layout: fill data{c}.npy and model{c}.npy batch by batch, then rename both."""
-    survey = spec.survey
-    data_name, model_name = f"data{chunk}.npy", f"model{chunk}.npy"
-    remove_stale(out / "data", data_name)
-    remove_stale(out / "model", model_name)
-    rows: list[dict] = []
-    k = len(indices)
-    with (
-        atomic_memmap(out / "data" / data_name, (k, *survey.gather_shape)) as data,
-        atomic_memmap(out / "model" / model_name, (k, 1, *survey.disk_velocity_shape)) as model,
-    ):
-        for start in range(0, k, batch):
-            part = indices[start:start + batch]
-            maps, families, seeds = _chunk_velocities(spec, part, pool)
-            data[start:start + len(part)] = simulate_batch(maps, survey, device)
-            model[start:start + len(part), 0] = survey.velocity_to_disk(maps)
-            for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
-                rows.append({"id": spec.sample_id(index), "family": family, "seed": seed,
-                             "file": f"data/{data_name}", "index": start + row})
-            advance(len(part))
-    return rows
+class _ChunkSink:
+    """One chunk's output while it is being written (all methods run on the writer thread).
+
+    ``write`` takes a batch's rows of this chunk; after the last sample the files are published
+    and the chunk is recorded in the manifest. ``abort`` deletes what an unfinished chunk wrote
+    to temporary files."""
+
+    def __init__(self, spec: GenerateSpec, out: Path, chunk: int, todo: list[int],
+                 kept_rows: list[dict]) -> None:
+        self.spec, self.out, self.chunk = spec, out, chunk
+        self.indices = list(spec.chunk_range(chunk))
+        self.remaining = len(todo)
+        self.rows = kept_rows
+        self._files: contextlib.ExitStack | None = None
+        self._data = self._model = None
+
+    @property
+    def stacked(self) -> bool:
+        return self.spec.survey.layout == "openfwi"
+
+    def _open(self) -> None:
+        survey, chunk = self.spec.survey, self.chunk
+        data_name, model_name = f"data{chunk}.npy", f"model{chunk}.npy"
+        remove_stale(self.out / "data", data_name)
+        remove_stale(self.out / "model", model_name)
+        k = len(self.indices)
+        self._files = contextlib.ExitStack()
+        self._data = self._files.enter_context(
+            atomic_memmap(self.out / "data" / data_name, (k, *survey.gather_shape)))
+        self._model = self._files.enter_context(
+            atomic_memmap(self.out / "model" / model_name, (k, 1, *survey.disk_velocity_shape)))
+
+    def write(self, indices: list[int], maps: np.ndarray, gathers: np.ndarray,
+              families: list[str], seeds: list[int]) -> None:
+        survey = self.spec.survey
+        first = self.indices[0]
+        for row, index in enumerate(indices):
+            sample = self.spec.sample_id(index)
+            if self.stacked:
+                if self._files is None:
+                    self._open()
+                self._data[index - first] = gathers[row]
+                self._model[index - first, 0] = survey.velocity_to_disk(maps[row])
+                where = {"file": f"data/data{self.chunk}.npy", "index": index - first}
+            else:
+                write_sample_folder(self.out / sample, gathers[row], survey, velocity=maps[row])
+                where = {"file": sample, "index": 0}
+            self.rows.append({"id": sample, "family": families[row], "seed": seeds[row],
+                              **where})
+        self.remaining -= len(indices)
+        if self.remaining == 0:
+            self.finish()
+
+    def finish(self) -> None:
+        from seisinv import __version__
+
+        if self._files is not None:
+            del self._data, self._model
+            files, self._files = self._files, None
+            files.close()  # flush, fsync and rename data{c}.npy and model{c}.npy
+        rows = sorted(self.rows, key=lambda r: r["id"])
+        for row in rows:
+            row.update(survey=self.spec.survey.name, seisinv_version=__version__)
+        record_chunk(self.out, self.chunk, rows)
+        rebuild_manifest(self.out)
+
+    def abort(self) -> None:
+        if self._files is not None:
+            self._data = self._model = None
+            files, self._files = self._files, None
+            with contextlib.suppress(Exception):
+                files.__exit__(SeisinvError, SeisinvError("aborted"), None)
 
 
-def _write_folder_chunk(spec, out, indices, pool, device, batch, advance) -> tuple[list[dict], int]:
-    """Speed & Structure layout: one folder per sample; folders finished earlier are kept.
-
-    Returns the chunk's manifest rows and how many samples were already on disk."""
-    survey = spec.survey
-    rows: list[dict] = []
-    todo = []
+def _plan_chunk(spec: GenerateSpec, out: Path, chunk: int) -> tuple[list[int], list[dict]]:
+    """Sample indices of ``chunk`` still to make, and manifest rows of samples kept from an
+    earlier run (Speed & Structure folders finished before a kill)."""
+    indices = list(spec.chunk_range(chunk))
+    if spec.survey.layout == "openfwi":
+        return indices, []
+    todo, kept = [], []
     for index in indices:
         sample = spec.sample_id(index)
         remove_stale(out, sample)
-        if folder_complete(out / sample, survey):
+        if folder_complete(out / sample, spec.survey):
             seed = sample_seed(spec.seed, index)
             family = resolve_family(spec.families[index % len(spec.families)], seed)
-            rows.append({"id": sample, "family": family, "seed": seed, "file": sample,
+            kept.append({"id": sample, "family": family, "seed": seed, "file": sample,
                          "index": 0})
         else:
             todo.append(index)
-    for start in range(0, len(todo), batch):
-        part = todo[start:start + batch]
-        maps, families, seeds = _chunk_velocities(spec, part, pool)
-        gathers = simulate_batch(maps, survey, device)
-        for row, (index, family, seed) in enumerate(zip(part, families, seeds, strict=True)):
-            sample = spec.sample_id(index)
-            write_sample_folder(out / sample, gathers[row], survey, velocity=maps[row])
-            rows.append({"id": sample, "family": family, "seed": seed, "file": sample,
-                         "index": 0})
-        advance(len(part))
-    return sorted(rows, key=lambda r: r["id"]), len(indices) - len(todo)
+    return todo, kept
+
+
+def _run_pipeline(spec, out, chunks, maps, device, batch, advance) -> None:
+    """Draw, simulate and write every unfinished sample of ``chunks``, ``batch`` at a time.
+
+    Finished chunks stay finished when anything fails: gathers already computed are written
+    and their chunks recorded before the error propagates; a partly written chunk is removed.
+    """
+    sinks: dict[int, _ChunkSink] = {}
+    work: list[tuple[int, int]] = []  # (chunk, sample index) still to make, in order
+    writer = BackgroundWriter()
+
+    def guarded(chunk: int, job) -> None:
+        try:
+            job()
+        except OSError as exc:  # disk full, permissions, quota: the user can act on these
+            complete = sum(len(spec.chunk_range(c)) for c in range(spec.n_chunks)
+                           if chunk_done(out, c))
+            raise disk_full_error(exc, out, complete, spec.n) from None
+
+    try:
+        for chunk in chunks:
+            if chunk_done(out, chunk):
+                advance(len(spec.chunk_range(chunk)), written=False)
+                continue
+            todo, kept = _plan_chunk(spec, out, chunk)
+            if kept:
+                advance(len(kept), written=False)
+            sinks[chunk] = sink = _ChunkSink(spec, out, chunk, todo, kept)
+            if not todo:
+                writer.submit(lambda c=chunk, s=sink: guarded(c, s.finish))
+            work.extend((chunk, index) for index in todo)
+        batches = [work[i:i + batch] for i in range(0, len(work), batch)]
+        ahead = [maps.submit([index for _, index in part]) for part in batches[:LOOKAHEAD]]
+        for b, part in enumerate(batches):
+            velocity, families, seeds = ahead.pop(0)()
+            if b + LOOKAHEAD < len(batches):
+                ahead.append(maps.submit([index for _, index in batches[b + LOOKAHEAD]]))
+            gathers = simulate_batch(velocity, spec.survey, device)
+            rows = 0
+            for chunk in dict.fromkeys(c for c, _ in part):  # chunks in order
+                picked = [r for r, (c, _) in enumerate(part) if c == chunk]
+                job = functools.partial(
+                    sinks[chunk].write, [part[r][1] for r in picked], velocity[picked],
+                    gathers[picked], [families[r] for r in picked], [seeds[r] for r in picked])
+                writer.submit(functools.partial(guarded, chunk, job))
+                rows += len(picked)
+            writer.submit(functools.partial(advance, rows))
+    except BaseException:
+        # Publish what was computed, then drop unfinished chunks; the first error wins.
+        with contextlib.suppress(BaseException):
+            writer.close()
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    try:
+        writer.close()
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise

@@ -128,12 +128,43 @@ def predict_batch(run, gathers: np.ndarray, ids: Sequence[str], views: Sequence[
     return (total / len(views)).astype(np.float32)
 
 
+# Samples per model call on a CPU when no batch is given (a larger batch is not faster there).
+CPU_PREDICT_BATCH = 16
+# Largest automatic batch on a GPU, and the share of its free memory one call may use.
+MAX_PREDICT_BATCH = 512
+PREDICT_MEMORY_FRACTION = 0.5
+
+
+def auto_predict_batch(run) -> int:
+    """Samples per model call for ``run`` on its device.
+
+    CPU: ``CPU_PREDICT_BATCH``. CUDA: one probe call on two samples of zeros measures the peak
+    memory a sample adds; the batch is what ``PREDICT_MEMORY_FRACTION`` of the free memory holds,
+    at most ``MAX_PREDICT_BATCH``. TTA views are separate calls, so they do not add to it.
+    """
+    import torch
+
+    device = torch.device(getattr(run, "device", "cpu"))
+    if device.type != "cuda":
+        return CPU_PREDICT_BATCH
+    probe = np.zeros((2, *run.survey.gather_shape), np.float32)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with torch.inference_mode():
+        run.predict(probe)
+    torch.cuda.synchronize(device)
+    per_sample = max(1, (torch.cuda.max_memory_allocated(device) - before) // 2)
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(MAX_PREDICT_BATCH, int(PREDICT_MEMORY_FRACTION * free) // per_sample))
+
+
 def predict(
     run,
     source,
     store: PredictionStore,
     tta: Sequence[str] = (),
-    batch: int = 8,
+    batch: int | None = 8,
     progress: bool = True,
 ) -> int:
     """Predict every sample of ``source`` not yet in ``store`` (resumable) and write it there.
@@ -144,14 +175,18 @@ def predict(
         source: a ``SampleSource`` whose gathers are (shots, time, receivers) in the run's survey.
         store: the output ``PredictionStore`` (same survey as the run).
         tta: augmentation names (``TTA``); () for the plain prediction.
-        batch: samples per model call (each view is one call).
+        batch: samples per model call (each view is one call); None sizes it from the
+            device's memory (``auto_predict_batch``).
+
+    Under ``torchrun`` each rank predicts every ``WORLD_SIZE``-th sample (on its own GPU with
+    ``device="auto"``) into the same store.
 
     Returns:
         The number of samples predicted by this call.
     """
     import torch
 
-    from seisinv.runtime import progress_bar
+    from seisinv.runtime import dist_info, progress_bar
 
     survey: Survey = run.survey
     if source.survey.gather_shape != survey.gather_shape:
@@ -164,11 +199,16 @@ def predict(
             f"{store.root}: holds {store.survey.velocity_shape} maps, the model predicts "
             f"{survey.velocity_shape}"
         )
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise SeisinvError(f"batch size {batch} must be at least 1")
     views = tta_views(tta, survey)
+    batch = batch or auto_predict_batch(run)
     ids = list(source.ids)
-    todo = [i for i, sample_id in enumerate(ids) if not store.has(sample_id)]
+    # Under torchrun rank r of W predicts samples r, r + W, ... (by position, so every rank
+    # agrees on the split whatever the store held when it started); no process group needed.
+    dist = dist_info()
+    todo = [i for i, sample_id in enumerate(ids)
+            if i % dist.world_size == dist.rank and not store.has(sample_id)]
     with torch.inference_mode(), progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"predict ({len(views)} view{'s' * (len(views) > 1)})", total=len(todo))
         for start in range(0, len(todo), batch):
@@ -229,7 +269,7 @@ def open_prediction_store(out_dir, run, tta: Sequence[str]) -> PredictionStore:
     return store
 
 
-def run_predict(run, data, out, *, tta: Sequence[str] = (), batch: int = 8,
+def run_predict(run, data, out, *, tta: Sequence[str] = (), batch: int | None = None,
                 overwrite: bool = False, progress: bool = True, source=None) -> tuple[int, int]:
     """``seisinv predict`` as a library call: predict every sample of ``data`` into the
     prediction directory ``out`` under its lock and provenance record (``seisinv.outdir``).

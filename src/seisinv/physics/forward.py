@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from seisinv.errors import ConfigError, DataError, SeisinvError
-from seisinv.physics.grid import gradient_interval_for, internal_velocity, plan_grid
+from seisinv.physics.grid import (
+    coarse_shape,
+    gradient_interval_for,
+    internal_velocity,
+    plan_grid,
+)
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
 from seisinv.survey import Survey
@@ -89,6 +94,34 @@ def _resample_time(data: torch.Tensor, factor: int, nt: int) -> torch.Tensor:
     i0 = t.floor().long().clamp(max=data.shape[-1] - 2)
     frac = (t - i0).to(data.dtype)
     return data[..., i0] * (1 - frac) + data[..., i0 + 1] * frac
+
+
+# Float32 arrays of the padded internal grid alive per shot in a forward call: deepwave's two
+# time levels and four PML auxiliaries (2 + 2 * ndim), the per-shot velocity copy and deepwave's
+# padded copy of it.
+_FIELDS_PER_SHOT = 8
+# Float32 copies of the receiver traces per shot: deepwave's output, the time resampling and
+# the transposed result.
+_TRACE_COPIES = 3
+
+
+def simulate_bytes_per_sample(survey: Survey) -> int:
+    """Estimated peak memory, in bytes, that one sample adds to a forward ``simulate`` call
+    without gradients (all shots): padded internal-grid wavefields plus receiver traces.
+
+    Used to size physics batches from a device's free memory (``generation.common.auto_batch``);
+    ``benchmarks/gpu.py`` prints it next to the peak CUDA memory actually allocated.
+    """
+    sim = survey.simulation
+    plan = plan_grid(survey, survey.vmax * survey.to_mps)
+    nz, nx = coarse_shape(survey, plan.coarsen)
+    top, bottom, left, right = plan.pad
+    halo = sim.accuracy  # deepwave's finite-difference padding, accuracy // 2 per side
+    width = sim.boundary_width
+    cells = (nz + top + bottom + 2 * width + halo) * (nx + left + right + 2 * width + halo)
+    nt_int = (survey.nt - 1) // plan.time_factor + 2
+    traces = survey.n_receivers * (nt_int + _TRACE_COPIES * survey.nt)
+    return 4 * survey.n_shots * (_FIELDS_PER_SHOT * cells + traces + nt_int)
 
 
 def simulate(
