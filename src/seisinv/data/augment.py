@@ -9,6 +9,8 @@ random number from the ``numpy.random.Generator`` it is given (``SeismicDataset`
 name               params                                      effect
 =================  ==========================================  ====================================
 ``flip``           ``p=0.5``, ``strategy="auto"``              left-right mirror (``seisinv.data.flip``)
+``flip_slots``     ``p=0.5``, ``position=3``                   seed-001 mirror on six source slots
+                                                               (``flip_source_slots``)
 ``amplitude``      ``low=0.5``, ``high=2.0``, ``p=1.0``        gathers x factor, log-uniform in
                                                                [low, high]
 ``noise``          ``level=0.05``, ``p=0.5``,                  + Gaussian noise, std = level x RMS
@@ -59,6 +61,20 @@ def _flip(survey: Survey, p: float = 0.5, strategy: str = "auto") -> AugmentStep
         return flipped.gathers, flipped.velocity
 
     return flip
+
+
+@AUGMENTS.register("flip_slots")
+def _flip_slots(survey: Survey, p: float = 0.5, position: int = 3) -> AugmentStep:
+    _probability("flip_slots", p)
+    from .flip import flip_source_slots, flip_velocity
+
+    def flip_slots(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        flipped = flip_source_slots(gathers, position, survey.n_shots)
+        return flipped, None if velocity is None else flip_velocity(velocity)
+
+    return flip_slots
 
 
 @AUGMENTS.register("amplitude")

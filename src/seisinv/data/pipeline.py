@@ -22,6 +22,12 @@ name                   params                                effect on (S, T, R)
 ``time_to_width``      ``chunks``                            (S, T / chunks, chunks * R)
 ``pad_receivers``      ``to``, ``mode="constant"``           (S, T, to)
 ``shots_side_by_side`` --                                    (1, T, S * R)
+``resample``           ``method="linear"``                   as scipy interp1d (linear), not filtered
+``trim_time``          ``end``                               (S, T - end, R)
+``fold_time``          ``rows``                              (S, rows, R * T / rows), seed-001 layout
+``source_slots``       ``position``, ``shots``               (S + 1, T, R): zero slot inserted at
+                                                             ``position`` (inputs already holding
+                                                             S + 1 slots pass unchanged)
 =====================  ====================================  =========================================
 """
 
@@ -84,10 +90,44 @@ def _clip(low: float, high: float) -> Step:
     return Step("clip", {"low": low, "high": high}, lambda g, s: T.clip(g, low, high), _same)
 
 
+RESAMPLE_METHODS = ("sinc", "linear")
+
+
 @STEPS.register("resample")
-def _resample(length: int) -> Step:
-    return Step("resample", {"length": length}, lambda g, s: T.resample_time(g, length),
+def _resample(length: int, method: str = "sinc") -> Step:
+    if method not in RESAMPLE_METHODS:
+        raise ConfigError(f"transform resample: method {method!r}; use one of {RESAMPLE_METHODS}")
+    function = T.resample_time if method == "sinc" else T.resample_time_linear
+    # The default is not recorded, so pipelines saved before ``method`` existed stay identical.
+    params = {"length": length} if method == "sinc" else {"length": length, "method": method}
+    return Step("resample", params, lambda g, s: function(g, length),
                 lambda shape: (shape[0], length, shape[2]))
+
+
+@STEPS.register("trim_time")
+def _trim_time(end: int) -> Step:
+    return Step("trim_time", {"end": end}, lambda g, s: T.trim_time(g, end),
+                lambda shape: (shape[0], shape[1] - end, shape[2]))
+
+
+@STEPS.register("fold_time")
+def _fold_time(rows: int) -> Step:
+    return Step("fold_time", {"rows": rows}, lambda g, s: T.fold_time(g, rows),
+                lambda shape: (shape[0], rows, shape[2] * (shape[1] // rows)))
+
+
+@STEPS.register("source_slots")
+def _source_slots(position: int, shots: int) -> Step:
+    def apply(gathers, stats):
+        if gathers.shape[-3] == shots + 1:  # already slotted (flip_source_slots)
+            return T._float32(gathers)
+        if gathers.shape[-3] != shots:
+            raise DataError(f"source_slots: {gathers.shape[-3]} shots; expected {shots} (or "
+                            f"{shots + 1} slots)")
+        return T.insert_zero_shot(gathers, position)
+
+    return Step("source_slots", {"position": position, "shots": shots}, apply,
+                lambda shape: (shots + 1, shape[1], shape[2]))
 
 
 @STEPS.register("crop")
