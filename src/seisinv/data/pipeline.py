@@ -22,7 +22,10 @@ name                   params                                effect on (S, T, R)
 ``time_to_width``      ``chunks``                            (S, T / chunks, chunks * R)
 ``pad_receivers``      ``to``, ``mode="constant"``           (S, T, to)
 ``shots_side_by_side`` --                                    (1, T, S * R)
-``resample``           ``method="linear"``                   as scipy interp1d (linear), not filtered
+``resample``           ``method="linear"`` / ``"area"``      as scipy interp1d (linear) / torch area
+                                                             interpolation; not anti-aliased
+``zscore``             ``mean``, ``std`` (fixed)             (x - mean) / std with given statistics
+                                                             (not fitted)
 ``trim_time``          ``end``                               (S, T - end, R)
 ``fold_time``          ``rows``                              (S, rows, R * T / rows), seed-001 layout
 ``source_slots``       ``position``, ``shots``               (S + 1, T, R): zero slot inserted at
@@ -79,8 +82,14 @@ def _scale(factor: float) -> Step:
 
 
 @STEPS.register("zscore")
-def _zscore() -> Step:
-    return Step("zscore", {}, lambda g, s: T.zscore(g, s["mean"], s["std"]), _same, fitted=True)
+def _zscore(mean: float | None = None, std: float | None = None) -> Step:
+    if (mean is None) != (std is None):
+        raise ConfigError("transform zscore: give both mean and std (fixed statistics) or neither "
+                          "(fitted on the training data)")
+    if mean is None:
+        return Step("zscore", {}, lambda g, s: T.zscore(g, s["mean"], s["std"]), _same,
+                    fitted=True)
+    return Step("zscore", {"mean": mean, "std": std}, lambda g, s: T.zscore(g, mean, std), _same)
 
 
 @STEPS.register("clip")
@@ -90,14 +99,15 @@ def _clip(low: float, high: float) -> Step:
     return Step("clip", {"low": low, "high": high}, lambda g, s: T.clip(g, low, high), _same)
 
 
-RESAMPLE_METHODS = ("sinc", "linear")
+RESAMPLE_METHODS = ("sinc", "linear", "area")
 
 
 @STEPS.register("resample")
 def _resample(length: int, method: str = "sinc") -> Step:
     if method not in RESAMPLE_METHODS:
         raise ConfigError(f"transform resample: method {method!r}; use one of {RESAMPLE_METHODS}")
-    function = T.resample_time if method == "sinc" else T.resample_time_linear
+    function = {"sinc": T.resample_time, "linear": T.resample_time_linear,
+                "area": T.resample_time_area}[method]
     # The default is not recorded, so pipelines saved before ``method`` existed stay identical.
     params = {"length": length} if method == "sinc" else {"length": length, "method": method}
     return Step("resample", params, lambda g, s: function(g, length),
