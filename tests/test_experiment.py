@@ -1,0 +1,173 @@
+"""``seisinv experiment``: spec loading, every packaged experiment end to end at ``--size tiny``,
+resume after a kill, refusal of changed settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from seisinv.errors import ConfigError, SeisinvError
+from seisinv.experiment import (
+    experiment_names,
+    load_experiment,
+    read_experiment,
+    resolve_experiment,
+    run_experiment,
+)
+from seisinv.survey import SPEED_STRUCTURE
+
+PACKAGED = ("ss-caformer-unet", "ss-eva02-fusion", "ss-eva-attention")
+
+
+@pytest.fixture(scope="module")
+def ss_data(tmp_path_factory):
+    """Five Speed & Structure training folders (with vp_model.npy) and one test folder (without),
+    at the challenge's real shapes: random gathers, depth-increasing velocities."""
+    from seisinv.data.writers import write_sample_folder
+
+    root = tmp_path_factory.mktemp("ss")
+    rng = np.random.default_rng(0)
+    survey = SPEED_STRUCTURE
+    depth = np.linspace(survey.vmin + 0.2, survey.vmax - 0.2, survey.nz)[:, None]
+    for i in range(5):
+        velocity = (depth + rng.uniform(0, 0.1, survey.velocity_shape)).astype(np.float32)
+        gathers = (rng.standard_normal(survey.gather_shape) * 1e-3).astype(np.float32)
+        write_sample_folder(root / "train", f"s{i:03d}", gathers, velocity, survey)
+    gathers = (rng.standard_normal(survey.gather_shape) * 1e-3).astype(np.float32)
+    write_sample_folder(root / "test", "t000", gathers, None, survey)
+    return root
+
+
+# ---- spec -------------------------------------------------------------------------------
+def test_packaged_experiments_are_listed_and_resolve_at_both_sizes():
+    assert set(PACKAGED) <= set(experiment_names())
+    full = load_experiment("ss-eva02-fusion", "full")
+    assert [len([r for r in full.runs if r.family == f]) for f in ("base6", "base8", "tiny8")] \
+        == [10, 6, 6]
+    assert len(load_experiment("ss-eva-attention", "full").runs) == 15
+    caformer = load_experiment("ss-caformer-unet", "full")
+    assert [(r.seed, r.val_fold) for r in caformer.runs] == [(43, 1), (44, 2), (45, 3)]
+    assert caformer.folds.k == 20 and caformer.generate.options == {"flips": False}
+    assert load_experiment("ss-caformer-unet", "tiny").folds.k == 4
+
+
+def test_unknown_keys_and_bad_runs_are_named():
+    data = read_experiment("ss-caformer-unet")
+    with pytest.raises(ConfigError, match="ensemble.methd: unknown key"):
+        resolve_experiment(data, "full", ["ensemble.methd=mean"])
+    with pytest.raises(ConfigError, match="val_fold 25 must be below folds.k=20"):
+        resolve_experiment(data, "full", ["runs=[{name: a, val_fold: 25}]"])
+    with pytest.raises(ConfigError, match="duplicated run names"):
+        resolve_experiment(data, "full", ["runs=[{name: a}, {name: a}]"])
+    with pytest.raises(ConfigError, match="size"):
+        resolve_experiment(data, "huge")
+
+
+def test_show_prints_the_resolved_experiment():
+    from seisinv.cli.main import app
+
+    result = CliRunner().invoke(app, ["experiment", "show", "ss-eva-attention", "--size", "tiny",
+                                      "--set", "ensemble.method=mean"])
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.output)
+    assert shown["ensemble"]["method"] == "mean" and len(shown["runs"]) == 3
+
+
+def test_run_config_layers_recipe_experiment_and_run(tmp_path):
+    from seisinv.experiment.runner import Context, ExperimentState
+
+    spec = load_experiment("ss-eva02-fusion", "full")
+    ctx = Context(spec=spec, out=tmp_path, train_dirs=[tmp_path / "train"],
+                  test_dir=tmp_path / "test", survey=SPEED_STRUCTURE, device="cpu",
+                  state=ExperimentState(tmp_path / "state.json"), echo=print)
+    tiny = ctx.run_config(next(r for r in spec.runs if r.name == "tiny8-seed3487"))
+    assert tiny.seed == 3487 and tiny.epochs == 80 and tiny.model.options["split"] == 8
+    assert tiny.model.options["backbone"] == "eva02_tiny_patch14_224.mim_in22k"
+    assert tiny.loss.terms[0].options == {"bottom": 0.25, "hard_pixels": True}
+    assert tiny.folds.file == str(tmp_path / "folds.csv") and tiny.folds.val_fold == 0
+    base = ctx.run_config(spec.runs[0])
+    assert base.model.options["split"] == 6 and base.epochs == 40
+    assert base.data.train == [str(tmp_path / "train")]
+
+
+# ---- end to end -------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PACKAGED)
+def test_packaged_experiment_runs_end_to_end_tiny(name, ss_data, tmp_path):
+    from seisinv.inference.submission import read_speed_structure
+
+    out = tmp_path / "out"
+    spec = load_experiment(name, "tiny")
+    result = run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
+                            device="cpu", progress=False)
+    maps = read_speed_structure(result.submission)
+    assert list(maps) == ["t000"] and maps["t000"].shape == (300, 1259)  # on-disk (x, z)
+    for run in spec.runs:
+        assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
+        assert (out / "predictions" / run.name / "velocity" / "t000.npy").is_file()
+    assert (out / "ensemble" / "velocity" / "t000.npy").is_file()
+    resolved = yaml.safe_load((out / "experiment.yaml").read_text())
+    assert resolved["experiment"]["name"] == name and resolved["inputs"]["size"] == "tiny"
+    assert [row.name for row in result.scores][:-1] == [r.name for r in spec.runs]
+    assert all(row.val_mape is not None for row in result.scores[:-1])
+    if spec.generate is not None:
+        folds = dict(line.split(",") for line in (out / "folds.csv").read_text().split()[1:])
+        generated = [i for i in folds if i.startswith("gen-")]
+        assert generated and all(folds[i] == "-1" for i in generated)  # never validate
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_in_the_second_training_run_redoes_nothing_finished(ss_data,
+                                                                               tmp_path):
+    out = tmp_path / "out"
+    overrides = ["train.steps=4", "train.checkpoint.every_steps=1"]
+    spec = load_experiment("ss-eva-attention", "tiny", overrides)
+    second = spec.runs[1].name
+    lines: list[str] = []
+
+    def kill(run, line):
+        if run == second:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
+                       overrides=overrides, device="cpu", echo=lines.append,
+                       hooks={"validation": kill}, progress=False)
+    first_weights = out / "runs" / spec.runs[0].name / "checkpoints" / "last" / "model.safetensors"
+    stamp = first_weights.stat().st_mtime_ns
+    saved = out / "runs" / second / "checkpoints" / "last"
+    assert saved.is_dir()  # the kill came mid-run, after a step checkpoint
+
+    lines.clear()
+    result = run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
+                            overrides=overrides, device="cpu", echo=lines.append,
+                            progress=False)
+    assert first_weights.stat().st_mtime_ns == stamp
+    assert any(f"{spec.runs[0].name}: done earlier" in line for line in lines)
+    assert any(f"{second} (resuming)" in line for line in lines)
+    assert result.stages_run == ["train", "predict", "ensemble", "fwi", "submission"]
+    assert result.submission.is_file()
+
+    lines.clear()
+    again = run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
+                           overrides=overrides, device="cpu", echo=lines.append, progress=False)
+    assert again.stages_run == [] and not lines
+
+    changed = load_experiment("ss-eva-attention", "tiny", [*overrides, "ensemble.method=mean"])
+    with pytest.raises(ConfigError, match=r"experiment\.ensemble\.method.*inputs\.overrides"):
+        run_experiment(changed, [ss_data / "train"], ss_data / "test", out, size="tiny",
+                       overrides=[*overrides, "ensemble.method=mean"], device="cpu",
+                       progress=False)
+
+
+def test_unknown_hook_and_ensemble_method_are_refused(ss_data, tmp_path):
+    spec = load_experiment("ss-eva-attention", "tiny", ["ensemble.method=best_guess",
+                                                        "stages=[ensemble]"])
+    with pytest.raises(ConfigError, match="hooks: unknown"):
+        run_experiment(spec, [ss_data / "train"], ss_data / "test", tmp_path / "a",
+                       hooks={"after_everything": print})
+    with pytest.raises(SeisinvError, match="ensemble method 'best_guess'"):
+        run_experiment(spec, [ss_data / "train"], ss_data / "test", tmp_path / "b",
+                       progress=False)
