@@ -103,7 +103,7 @@ def test_packaged_experiment_runs_end_to_end_tiny(name, ss_data, tmp_path):
     result = run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
                             device="cpu", progress=False)
     maps = read_speed_structure(result.submission)
-    assert list(maps) == ["t000"] and maps["t000"].shape == (300, 1259)  # on-disk (x, z)
+    assert list(maps) == ["t000"] and maps["t000"].shape == (1259, 300)  # read back depth first
     for run in spec.runs:
         assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
         assert (out / "predictions" / run.name / "velocity" / "t000.npy").is_file()
