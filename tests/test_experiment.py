@@ -171,3 +171,38 @@ def test_unknown_hook_and_ensemble_method_are_refused(ss_data, tmp_path):
     with pytest.raises(SeisinvError, match="ensemble method 'best_guess'"):
         run_experiment(spec, [ss_data / "train"], ss_data / "test", tmp_path / "b",
                        progress=False)
+
+
+def _ensemble_context(tmp_path, settings: list[str]):
+    from seisinv.experiment.runner import Context, ExperimentState
+    from seisinv.inference.store import PredictionStore
+
+    survey = SPEED_STRUCTURE.replace(name="small-ss", nz=40, nx=3, source_x=(0.0, 2.0),
+                                     receiver_x=(0.0, 1.0), shot_names=("1", "3"))
+    runs = "[{name: a1, family: a}, {name: a2, family: a}, {name: a3, family: a}, " \
+           "{name: b1, family: b}]"
+    spec = resolve_experiment(read_experiment("ss-eva-attention"), "full",
+                              [f"runs={runs}", *settings])
+    values = {"a1": 1.0, "a2": 2.0, "a3": 6.0, "b1": 4.0}
+    for name, value in values.items():
+        PredictionStore(tmp_path / "predictions" / name, survey).write(
+            "x", np.full((40, 3), value, np.float32))
+    return Context(spec=spec, out=tmp_path, train_dirs=[tmp_path], test_dir=tmp_path,
+                   survey=survey, device="cpu", state=ExperimentState(tmp_path / "state.json"),
+                   echo=lambda line: None, progress=False)
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    (["ensemble.method=mean"], (1 + 2 + 6 + 4) / 4),
+    (["ensemble.method=median"], 3.0),
+    (["ensemble.method=weighted", "ensemble.weights={a3: 1, b1: 3}"], (6 + 3 * 4) / 4),
+    # per family: median of a = 2, b = 4; then the mean of the families.
+    (["ensemble.method=median", "ensemble.per_family=true", "ensemble.family_method=mean"], 3.0),
+])
+def test_ensemble_stage_methods(tmp_path, settings, expected):
+    from seisinv.experiment.stages import STAGES
+    from seisinv.inference.store import PredictionStore
+
+    ctx = _ensemble_context(tmp_path, settings)
+    STAGES.get("ensemble")(ctx)
+    np.testing.assert_allclose(PredictionStore(tmp_path / "ensemble").read("x"), expected)
