@@ -112,6 +112,11 @@ def test_packaged_experiment_runs_end_to_end_tiny(name, ss_data, tmp_path):
     assert resolved["experiment"]["name"] == name and resolved["inputs"]["size"] == "tiny"
     assert [row.name for row in result.scores][:-1] == [r.name for r in spec.runs]
     assert all(row.val_mape is not None for row in result.scores[:-1])
+    # seed 001's runs share validation fold 0: the ensemble is scored there too.
+    shared = len({run.val_fold for run in spec.runs}) == 1
+    assert (result.scores[-1].val_mape_tta is not None) == shared
+    assert all((row.val_mape_tta is not None) == shared for row in result.scores)
+    assert (out / "validation" / "ensemble").is_dir() == shared
     if spec.generate is not None:
         folds = dict(line.split(",") for line in (out / "folds.csv").read_text().split()[1:])
         generated = [i for i in folds if i.startswith("gen-")]
@@ -147,7 +152,7 @@ def test_resume_after_a_kill_in_the_second_training_run_redoes_nothing_finished(
     assert first_weights.stat().st_mtime_ns == stamp
     assert any(f"{spec.runs[0].name}: done earlier" in line for line in lines)
     assert any(f"{second} (resuming)" in line for line in lines)
-    assert result.stages_run == ["train", "predict", "ensemble", "fwi", "submission"]
+    assert result.stages_run == ["train", "predict", "validate", "ensemble", "fwi", "submission"]
     assert result.submission.is_file()
 
     lines.clear()

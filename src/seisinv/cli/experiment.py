@@ -76,11 +76,16 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(str(exc).replace("size ", "--size ", 1)) from None
         result = run_experiment(spec, train, test, out, size=size, overrides=overrides,
                                 device=device, echo=console.print)
-        table = Table(title=f"{spec.name}: validation (best checkpoint) and test scores")
-        for column in ("run", "family", "val fold", "val MAPE", "val MAE", "test MAPE"):
+        table = Table(title=f"{spec.name}: validation and test scores")
+        columns = ("run", "family", "val fold", "val MAPE", "val MAE", "val MAPE + TTA",
+                   "test MAPE")
+        for column in columns:
             table.add_column(column)
         for row in result.scores:
             table.add_row(row.name, row.family, "-" if row.val_fold is None else str(row.val_fold),
-                          _fmt(row.val_mape), _fmt(row.val_mae, 4), _fmt(row.test_mape))
+                          _fmt(row.val_mape), _fmt(row.val_mae, 4), _fmt(row.val_mape_tta),
+                          _fmt(row.test_mape))
+        console.print("val MAPE / MAE: best checkpoint, no TTA; val MAPE + TTA: the shared "
+                      "validation fold predicted with the experiment's TTA (runs and ensemble)")
         console.print(table)
         console.print(f"submission: {result.submission}")

@@ -122,13 +122,19 @@ class Context:
 
 @dataclass
 class RunScore:
-    """One row of the final table: a run (or the ensemble) and its scores (None: unknown)."""
+    """One row of the final table: a run (or the ensemble) and its scores (None: unknown).
+
+    ``val_mape`` / ``val_mae``: the best checkpoint's validation (no TTA); ``val_mape_tta``: the
+    ``validate`` stage's, with the experiment's TTA (runs sharing a fold, and their ensemble);
+    ``test_mape``: when the test folders hold velocities.
+    """
 
     name: str
     family: str = ""
     val_fold: int | None = None
     val_mape: float | None = None
     val_mae: float | None = None
+    val_mape_tta: float | None = None
     test_mape: float | None = None
 
 
@@ -172,36 +178,56 @@ def _check_resolved(out: Path, resolved: dict) -> None:
     write_yaml(path, resolved)
 
 
-def _summary(ctx: Context) -> list[RunScore]:
-    """Validation scores per run (from its checkpoint) and test scores where the test set has
-    velocities (every run and the ensemble)."""
+def _scores(store_dir: Path, truth: dict) -> tuple[float | None, float | None]:
+    """(MAPE, MAE) of a prediction store over the samples of ``truth`` it holds (None: none)."""
     import numpy as np
 
-    from seisinv.data import open_dataset
     from seisinv.inference.store import PredictionStore
-    from seisinv.metrics import mape_per_sample
+    from seisinv.metrics import mae_per_sample, mape_per_sample
+
+    if not truth or not (store_dir / "manifest.json").exists():
+        return None, None
+    store = PredictionStore(store_dir)
+    ids = [i for i in truth if store.has(i)]
+    if not ids:
+        return None, None
+    pred = np.stack([store.read(i) for i in ids])
+    true = np.stack([truth[i] for i in ids])
+    return float(mape_per_sample(pred, true).mean()), float(mae_per_sample(pred, true).mean())
+
+
+def _summary(ctx: Context) -> list[RunScore]:
+    """Validation scores per run (its best checkpoint's) and of the ensemble (when the runs share
+    a validation fold, ``validate`` stage), and test MAPE where the test set has velocities."""
+    from seisinv.data import open_dataset
+
+    from .stages import pool_dirs
 
     test = open_dataset(ctx.test_dir, ctx.survey)
     known = [i for i, k in enumerate(getattr(test, "velocity_known", [])) if k]
-    truth = {test.ids[i]: test[i].velocity for i in known}
+    test_truth = {test.ids[i]: test[i].velocity for i in known}
+    val_truth = {}
+    validation = ctx.out / "validation" / "ensemble"
+    if (validation / "manifest.json").exists():
+        from seisinv.inference.store import PredictionStore
 
-    def test_mape(store_dir: Path) -> float | None:
-        if not truth or not (store_dir / "manifest.json").exists():
-            return None
-        store = PredictionStore(store_dir)
-        ids = [i for i in truth if store.has(i)]
-        if not ids:
-            return None
-        pred = np.stack([store.read(i) for i in ids])
-        return float(mape_per_sample(pred, np.stack([truth[i] for i in ids])).mean())
+        wanted = set(PredictionStore(validation).ids())
+        pool = open_dataset(pool_dirs(ctx), ctx.survey)
+        val_truth = {sample_id: pool[i].velocity for i, sample_id in enumerate(pool.ids)
+                     if sample_id in wanted}
 
     rows = []
     for run in ctx.spec.runs:
         val = ctx.state.run_record("predict", run.name).get("val") or {}
-        rows.append(RunScore(run.name, run.family, run.val_fold, val.get("mape"), val.get("mae"),
-                             test_mape(ctx.out / "predictions" / run.name)))
+        rows.append(RunScore(
+            run.name, run.family, run.val_fold, val.get("mape"), val.get("mae"),
+            val_mape_tta=_scores(ctx.out / "validation" / run.name, val_truth)[0],
+            test_mape=_scores(ctx.out / "predictions" / run.name, test_truth)[0]))
+    fold = {run.val_fold for run in ctx.spec.runs}
     rows.append(RunScore(f"ensemble ({ctx.spec.ensemble.method})",
-                         test_mape=test_mape(ctx.out / "ensemble")))
+                         val_fold=fold.pop() if len(fold) == 1 and val_truth else None,
+                         val_mape_tta=_scores(validation, val_truth)[0],
+                         test_mape=_scores(ctx.out / "ensemble", test_truth)[0]))
     return rows
 
 

@@ -184,8 +184,8 @@ class ExperimentSpec(_Section):
     ensemble: EnsembleStage = Field(default_factory=EnsembleStage)
     fwi: FwiStage | None = None
     stages: list[str] = Field(
-        default_factory=lambda: ["generate", "folds", "train", "predict", "ensemble", "fwi",
-                                 "submission"]
+        default_factory=lambda: ["generate", "folds", "train", "predict", "validate",
+                                 "ensemble", "fwi", "submission"]
     )
 
     @model_validator(mode="after")

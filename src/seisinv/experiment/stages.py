@@ -13,6 +13,8 @@ Layout of ``OUT``::
     folds.csv                  id,fold of the training pool (folds)
     runs/<run>/                one training run directory per model (train)
     predictions/<run>/         its test-set prediction store (predict)
+    validation/<run>/          its predictions of the shared validation fold (validate)
+    validation/ensemble/       their ensemble, scored in the final table (validate)
     ensemble/                  the combined prediction store (ensemble)
     fwi/                       FWI-refined maps (fwi, optional)
     submission.npz | .csv      the challenge file (submission)
@@ -168,7 +170,8 @@ def _weights(ctx, names: list[str]) -> list[float] | None:
     return [float(by_name[name]) for name in names]
 
 
-def _combine(members: list[str], out: Path, method: str, weights, ctx) -> None:
+def _combine(members: list[str], out: Path, method: str, weights, ctx,
+             base: Path | None = None) -> None:
     import shutil
 
     from seisinv.inference.ensemble import EnsemblePlan, ensemble_stores
@@ -176,7 +179,8 @@ def _combine(members: list[str], out: Path, method: str, weights, ctx) -> None:
 
     if out.exists() and not (out / "manifest.json").exists():
         shutil.rmtree(out)
-    stores = [PredictionStore(ctx.out / "predictions" / name) for name in members]
+    base = ctx.out / "predictions" if base is None else base
+    stores = [PredictionStore(base / name) for name in members]
     target = PredictionStore(out, ctx.survey, source=f"experiment {ctx.spec.name} ensemble",
                              info={"method": method, "members": members, "weights": weights})
     target.refuse_other_settings({"method": method, "members": members, "weights": weights},
@@ -185,9 +189,9 @@ def _combine(members: list[str], out: Path, method: str, weights, ctx) -> None:
     ensemble_stores(stores, target, plan, progress=ctx.progress)
 
 
-@STAGES.register("ensemble")
-def ensemble(ctx) -> None:
-    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked)."""
+def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble") -> None:
+    """Combine the run stores under ``base`` (``base/<run>``) into ``out`` as the experiment's
+    ``ensemble`` section says (per family first when asked)."""
     from seisinv.inference import ensemble as ensembles
 
     settings = ctx.spec.ensemble
@@ -196,19 +200,71 @@ def ensemble(ctx) -> None:
             raise ConfigError(f"ensemble method {method!r}; known: {', '.join(ensembles.METHODS)}")
     names = [run.name for run in ctx.spec.runs]
     if not settings.per_family:
-        ctx.echo(f"ensemble: {settings.method} of {len(names)} runs")
-        _combine(names, ctx.out / "ensemble", settings.method, _weights(ctx, names), ctx)
+        ctx.echo(f"{label}: {settings.method} of {len(names)} runs")
+        _combine(names, out, settings.method, _weights(ctx, names), ctx, base)
         return
     families: dict[str, list[str]] = {}
     for run in ctx.spec.runs:
         families.setdefault(run.family or run.name, []).append(run.name)
     for family, members in families.items():
-        ctx.echo(f"ensemble: {settings.method} of family {family} ({len(members)} runs)")
-        _combine(members, ctx.out / "predictions" / f"family-{family}", settings.method,
-                 _weights(ctx, members), ctx)
-    ctx.echo(f"ensemble: {settings.family_method} of {len(families)} families")
-    _combine([f"family-{family}" for family in families], ctx.out / "ensemble",
-             settings.family_method, None, ctx)
+        ctx.echo(f"{label}: {settings.method} of family {family} ({len(members)} runs)")
+        _combine(members, base / f"family-{family}", settings.method, _weights(ctx, members),
+                 ctx, base)
+    ctx.echo(f"{label}: {settings.family_method} of {len(families)} families")
+    _combine([f"family-{family}" for family in families], out, settings.family_method, None,
+             ctx, base)
+
+
+@STAGES.register("ensemble")
+def ensemble(ctx) -> None:
+    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked)."""
+    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble")
+
+
+def shared_validation_fold(spec) -> int | None:
+    """The validation fold every run holds out, or None when the runs' folds differ."""
+    folds = {run.val_fold for run in spec.runs}
+    return folds.pop() if len(folds) == 1 else None
+
+
+@STAGES.register("validate")
+def validate(ctx) -> None:
+    """When every run holds out the same fold (seed 001: fold 0), predict that fold with each run
+    (its TTA) and ensemble them, so the final table scores the ensemble, and weight fits have
+    out-of-sample predictions (``OUT/validation/<run>``). Runs holding out different folds have
+    no common validation set: the stage then does nothing."""
+    from seisinv.data import open_dataset
+    from seisinv.data.folds import read_folds
+    from seisinv.inference.predict import open_prediction_store
+    from seisinv.inference.predict import predict as predict_source
+    from seisinv.training.run import load_run
+
+    fold = shared_validation_fold(ctx.spec)
+    if fold is None:
+        ctx.echo("validate: the runs hold out different folds; no common validation set")
+        return
+    assignment = read_folds(ctx.out / "folds.csv")
+    pool = open_dataset(pool_dirs(ctx), ctx.survey, require_velocity=True)
+    source = pool.subset([i for i, sample_id in enumerate(pool.ids)
+                          if assignment.get(sample_id) == fold])
+    if len(source) == 0:
+        ctx.echo(f"validate: fold {fold} holds no samples")
+        return
+    settings = ctx.spec.predict
+    for number, run in enumerate(ctx.spec.runs, start=1):
+        if ctx.state.run_done("validate", run.name):
+            continue
+        ctx.call_hook("before_run", "validate", run.name)
+        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
+                          checkpoint=settings.checkpoint)
+        store = open_prediction_store(ctx.out / "validation" / run.name, loaded, settings.tta)
+        ctx.echo(f"validate {number}/{len(ctx.spec.runs)} {run.name}: fold {fold}, "
+                 f"{len(source)} samples")
+        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
+                       progress=ctx.progress)
+        ctx.state.finish_run("validate", run.name, {"fold": fold, "n": len(source)})
+    combine_runs(ctx, ctx.out / "validation", ctx.out / "validation" / "ensemble",
+                 label="validation ensemble")
 
 
 @STAGES.register("fwi")
