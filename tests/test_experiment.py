@@ -211,3 +211,27 @@ def test_ensemble_stage_methods(tmp_path, settings, expected):
     ctx = _ensemble_context(tmp_path, settings)
     STAGES.get("ensemble")(ctx)
     np.testing.assert_allclose(PredictionStore(tmp_path / "ensemble").read("x"), expected)
+
+
+def test_submission_stage_writes_a_kaggle_csv_the_reader_accepts(tmp_path):
+    from seisinv.experiment.runner import Context, ExperimentState
+    from seisinv.experiment.stages import STAGES
+    from seisinv.inference.store import PredictionStore
+    from seisinv.inference.submission import read_kaggle_gwi
+    from seisinv.survey import OPENFWI
+
+    test = tmp_path / "test"
+    test.mkdir()
+    ensemble = PredictionStore(tmp_path / "ensemble", OPENFWI)
+    for k, sample_id in enumerate(["000039dca2", "0001026c8b"]):
+        np.save(test / f"{sample_id}.npy", np.zeros(OPENFWI.gather_shape, np.float32))
+        ensemble.write(sample_id, np.full(OPENFWI.velocity_shape, 2000.0 + k, np.float32))
+    spec = resolve_experiment(read_experiment("ss-eva-attention"), "full",
+                              ["submission=kaggle-gwi", "recipe=tiny-openfwi"])
+    ctx = Context(spec=spec, out=tmp_path, train_dirs=[tmp_path], test_dir=test, survey=OPENFWI,
+                  device="cpu", state=ExperimentState(tmp_path / "state.json"),
+                  echo=lambda line: None, progress=False)
+    STAGES.get("submission")(ctx)
+    maps = read_kaggle_gwi(tmp_path / "submission.csv")
+    assert sorted(maps) == ["000039dca2", "0001026c8b"]
+    np.testing.assert_allclose(maps["0001026c8b"][:, ::2], 2001.0)
