@@ -156,8 +156,9 @@ def test_resume_after_a_kill_in_the_second_training_run_redoes_nothing_finished(
     assert result.submission.is_file()
 
     lines.clear()
-    again = run_experiment(spec, [ss_data / "train"], ss_data / "test", out, size="tiny",
-                           overrides=overrides, device="cpu", echo=lines.append, progress=False)
+    again = run_experiment("ss-eva-attention", [ss_data / "train"], ss_data / "test", out,
+                           size="tiny", overrides=overrides, device="cpu", echo=lines.append,
+                           progress=False)
     assert again.stages_run == [] and not lines
 
     changed = load_experiment("ss-eva-attention", "tiny", [*overrides, "ensemble.method=mean"])

@@ -232,7 +232,7 @@ def _summary(ctx: Context) -> list[RunScore]:
 
 
 def run_experiment(
-    spec: ExperimentSpec,
+    spec: ExperimentSpec | str | os.PathLike,
     train: Sequence[str | os.PathLike],
     test: str | os.PathLike,
     out: str | os.PathLike,
@@ -247,7 +247,8 @@ def run_experiment(
     """Run (or finish) an experiment into ``out``.
 
     Args:
-        spec: the resolved experiment (``load_experiment(name, size, overrides)``).
+        spec: the resolved experiment (``load_experiment(name, size, overrides)``), or a
+            packaged name / YAML path, then resolved here with ``size`` and ``overrides``.
         train: training dataset roots (Speed & Structure folders with ``vp_model.npy``, ...).
         test: the test dataset root (velocities optional: when present, test scores are shown).
         out: the experiment directory (created).
@@ -267,6 +268,10 @@ def run_experiment(
             stage or hook, or invalid settings.
         DataError / CheckpointError: from the stages.
     """
+    if not isinstance(spec, ExperimentSpec):
+        from .spec import load_experiment
+
+        spec = load_experiment(spec, size, overrides)
     unknown_hooks = sorted(set(hooks or {}) - set(HOOKS))
     if unknown_hooks:
         raise ConfigError(f"hooks: unknown {unknown_hooks}; known: {', '.join(HOOKS)}")
