@@ -236,3 +236,32 @@ def test_submission_stage_writes_a_kaggle_csv_the_reader_accepts(tmp_path):
     maps = read_kaggle_gwi(tmp_path / "submission.csv")
     assert sorted(maps) == ["000039dca2", "0001026c8b"]
     np.testing.assert_allclose(maps["0001026c8b"][:, ::2], 2001.0)
+
+
+def test_generate_stage_passes_mix_flips_to_a_generator_that_takes_it(tmp_path, monkeypatch):
+    import dataclasses
+
+    import seisinv.generation.job as job
+    from seisinv.experiment.runner import Context, ExperimentState
+    from seisinv.experiment.stages import STAGES
+
+    @dataclasses.dataclass(frozen=True)
+    class Spec:  # the generator's GenerateSpec with the geology branch's mix options
+        survey: object
+        families: tuple
+        n: int
+        seed: int = 0
+        per_file: int = 500
+        mix_from: str | None = None
+        mix_flips: bool = True
+
+    made = []
+    monkeypatch.setattr(job, "GenerateSpec", Spec)
+    monkeypatch.setattr(job, "run_generate", lambda spec, out, **kw: made.append(spec))
+    spec = load_experiment("ss-caformer-unet", "full")
+    ctx = Context(spec=spec, out=tmp_path, train_dirs=[tmp_path / "train"], test_dir=tmp_path,
+                  survey=SPEED_STRUCTURE, device="cpu",
+                  state=ExperimentState(tmp_path / "state.json"), echo=lambda line: None)
+    STAGES.get("generate")(ctx)
+    assert made[0].mix_flips is False and made[0].n == 20000
+    assert made[0].mix_from == str(tmp_path / "train") and made[0].families == ("mix",)

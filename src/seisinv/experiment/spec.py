@@ -51,8 +51,9 @@ class GenerateStage(_Section):
         seed: generation seed.
         mix_from: ``"train"`` (the ``--train`` folders' velocity maps are what ``mix`` blends),
             a path, or None (fresh maps).
-        options: per-family options, e.g. ``{flips: false}`` for ``mix`` blends without the
-            random flips (passed to the generator where it supports them; see the run log).
+        options: family options, e.g. ``{flips: false}`` for ``mix`` blends without the random
+            flips; option ``k`` reaches the generator as ``GenerateSpec.<family>_k`` (``mix_flips``,
+            ``mix_weight``); options the generator lacks are reported in the log and skipped.
         per_file: samples per chunk.
     """
 

@@ -63,17 +63,23 @@ def generate(ctx) -> None:
             raise ConfigError("generate.mix_from 'train' needs exactly one --train folder; give "
                               "generate.mix_from=PATH")
         mix_from = str(ctx.train_dirs[0])
+    # Family options reach the generator as its ``<family>_<option>`` fields (mix ``flips`` ->
+    # ``GenerateSpec.mix_flips``); a generator without the field is reported, not ignored.
     fields = {f.name for f in dataclasses.fields(GenerateSpec)}
-    extra = {}
-    if spec.options:
-        # The family options (mix ``flips``) reach the generator where it takes them.
-        if "family_options" in fields:
-            extra["family_options"] = {family: dict(spec.options) for family in spec.families}
+    extra, unsupported = {}, {}
+    for key, value in spec.options.items():
+        field_names = [f"{family}_{key}" for family in spec.families
+                       if f"{family}_{key}" in fields]
+        if field_names:
+            extra.update({name: tuple(value) if isinstance(value, list) else value
+                          for name in field_names})
         else:
-            log.warning("generate.options %s: this seisinv's generator takes no family options; "
-                        "generated with its defaults", spec.options)
-            ctx.echo(f"[yellow]generate: options {spec.options} not supported by this "
-                     "generator; its defaults are used[/yellow]")
+            unsupported[key] = value
+    if unsupported:
+        log.warning("generate.options %s: this seisinv's generator does not take them; "
+                    "generated with its defaults", unsupported)
+        ctx.echo(f"[yellow]generate: options {unsupported} not supported by this generator; "
+                 "its defaults are used[/yellow]")
     job = GenerateSpec(survey=ctx.survey, families=tuple(spec.families), n=spec.n,
                        seed=spec.seed, per_file=spec.per_file, mix_from=mix_from, **extra)
     ctx.echo(f"generate: {spec.n} {'/'.join(spec.families)} samples -> {ctx.out / 'generated'}")
