@@ -265,3 +265,19 @@ def test_generate_stage_passes_mix_flips_to_a_generator_that_takes_it(tmp_path, 
     STAGES.get("generate")(ctx)
     assert made[0].mix_flips is False and made[0].n == 20000
     assert made[0].mix_from == str(tmp_path / "train") and made[0].families == ("mix",)
+
+
+def test_cli_run_reports_stages_and_refuses_changed_settings(ss_data, tmp_path):
+    from seisinv.cli.main import app
+
+    args = ["experiment", "run", "ss-eva02-fusion", "--train", str(ss_data / "train"),
+            "--test", str(ss_data / "test"), "--out", str(tmp_path / "out"), "--size", "tiny",
+            "--device", "cpu", "--set", "stages=[folds]"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "folds: fold 0: 1" in result.output and "tiny8-seed2" in result.output
+    folds = (tmp_path / "out" / "folds.csv").read_text().split()[1:]
+    assert len(folds) == 5  # five training samples, KFold(5) on the first 2999 ids
+    changed = CliRunner().invoke(app, [*args, "--set", "folds.seed=1"])
+    assert changed.exit_code != 0
+    assert "experiment.folds.seed" in str(changed.exception)
