@@ -163,3 +163,24 @@ def test_eva_fusion_takes_six_source_slots():
     assert model(torch.randn(1, 6, 40, 62)).shape == (1, 1259, 300)
     with pytest.raises(DataError, match="6 shots"):
         model(torch.randn(1, 5, 40, 62))
+
+
+def test_pretrained_accepts_a_local_weights_file(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from seisinv.models import create_model
+
+    reference = timm.create_model("test_convnext", pretrained=False)
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
+    model = create_model("unet", SPEED_STRUCTURE, backbone="test_convnext", pretrained=str(path),
+                         input_height=32, shots_as="width", decoder_channels=8, head_channels=4)
+    # The stem was adapted to one input channel (timm sums the RGB filters); later layers match.
+    loaded = model.encoder.state_dict()
+    key = next(k for k in loaded if k.endswith("stages_1.blocks.0.mlp.fc1.weight"))
+    expected = reference.state_dict()[key.replace("stages_1", "stages.1")]
+    assert torch.equal(loaded[key], expected)
+    with pytest.raises(ConfigError, match="not found"):
+        create_model("unet", SPEED_STRUCTURE, backbone="test_convnext",
+                     pretrained=str(tmp_path / "missing.safetensors"))
