@@ -281,3 +281,31 @@ def test_cli_run_reports_stages_and_refuses_changed_settings(ss_data, tmp_path):
     changed = CliRunner().invoke(app, [*args, "--set", "folds.seed=1"])
     assert changed.exit_code != 0
     assert "experiment.folds.seed" in str(changed.exception)
+
+
+def test_fwi_stage_refines_from_the_ensemble_and_the_submission_prefers_it(ss_data, tmp_path,
+                                                                          monkeypatch):
+    import seisinv.fwi.job as fwi_job
+    from seisinv.experiment.runner import Context, ExperimentState
+    from seisinv.experiment.stages import STAGES
+    from seisinv.inference.store import PredictionStore
+    from seisinv.inference.submission import read_speed_structure
+
+    calls = []
+
+    def fake_run_fwi(data, survey, init, out, config, **options):
+        calls.append((str(data), init, options["limit"]))
+        PredictionStore(out, survey).write("t000", np.full(survey.velocity_shape, 3.0, np.float32))
+
+    monkeypatch.setattr(fwi_job, "run_fwi", fake_run_fwi)
+    spec = load_experiment("ss-eva-attention", "tiny", ["fwi={config: {}, limit: 1}"])
+    ctx = Context(spec=spec, out=tmp_path, train_dirs=[ss_data / "train"],
+                  test_dir=ss_data / "test", survey=SPEED_STRUCTURE, device="cpu",
+                  state=ExperimentState(tmp_path / "state.json"), echo=lambda line: None,
+                  progress=False)
+    PredictionStore(tmp_path / "ensemble", SPEED_STRUCTURE).write(
+        "t000", np.full(SPEED_STRUCTURE.velocity_shape, 2.0, np.float32))
+    STAGES.get("fwi")(ctx)
+    assert calls == [(str(ss_data / "test"), str(tmp_path / "ensemble"), 1)]
+    STAGES.get("submission")(ctx)
+    np.testing.assert_allclose(read_speed_structure(tmp_path / "submission.npz")["t000"], 3.0)
