@@ -72,19 +72,23 @@ def measure(case: str, device_name: str, dtype_name: str, batch: int, steps: int
         step()  # warm-up (cuDNN autotuning, allocator)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - started) / steps
+    # CPU seconds of this process per step: on a shared, loaded machine the wall time measures
+    # the load as much as the model; the CPU time does not.
+    cpu_seconds = (time.process_time() - cpu_started) / steps
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated() / 2**20
     else:  # ru_maxrss is KiB on Linux
         peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     return {"case": case, "experiment": name, "model": config.model.name,
             "input": [batch, *shape], "params_m": count_parameters(model) / 1e6,
-            "s_per_step": seconds, "samples_per_s": batch / seconds, "peak_mib": peak_mib,
+            "s_per_step": seconds, "cpu_s_per_step": cpu_seconds,
+            "samples_per_s": batch / seconds, "peak_mib": peak_mib,
             "device": device_name, "dtype": dtype_name}
 
 
@@ -106,7 +110,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.device} {args.dtype}, batch {args.batch}, "
           f"{args.steps} step(s), threads {torch.get_num_threads()}")
     print(f"{'case':20s} {'model':14s} {'input':>22s} {'params M':>9s} {'s/step':>8s} "
-          f"{'samples/s':>10s} {'peak MiB':>9s}")
+          f"{'cpu s/step':>10s} {'samples/s':>10s} {'peak MiB':>9s}")
     for case in cases:
         command = [sys.executable, __file__, "--case", case, "--device", args.device,
                    "--dtype", args.dtype, "--batch", str(args.batch), "--steps", str(args.steps)]
@@ -117,8 +121,8 @@ def main() -> None:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         shape = "x".join(str(v) for v in row["input"])
         print(f"{case:20s} {row['model']:14s} {shape:>22s} {row['params_m']:9.1f} "
-              f"{row['s_per_step']:8.2f} {row['samples_per_s']:10.3f} {row['peak_mib']:9.0f}",
-              flush=True)
+              f"{row['s_per_step']:8.2f} {row['cpu_s_per_step']:10.1f} "
+              f"{row['samples_per_s']:10.3f} {row['peak_mib']:9.0f}", flush=True)
 
 
 if __name__ == "__main__":
