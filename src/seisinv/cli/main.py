@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "evaluate",
     "fwi",
     "demo",
+    "experiment",
 )
 
 

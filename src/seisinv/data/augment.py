@@ -9,6 +9,11 @@ random number from the ``numpy.random.Generator`` it is given (``SeismicDataset`
 name               params                                      effect
 =================  ==========================================  ====================================
 ``flip``           ``p=0.5``, ``strategy="auto"``              left-right mirror (``seisinv.data.flip``)
+``flip_slots``     ``p=0.5``, ``position=3``                   seed-001 mirror on six source slots
+                                                               (``flip_source_slots``)
+``flip_receivers`` ``p=0.5``                                   receivers reversed, shots kept in
+                                                               order, velocity mirrored (S&S 1st
+                                                               place's public code)
 ``amplitude``      ``low=0.5``, ``high=2.0``, ``p=1.0``        gathers x factor, log-uniform in
                                                                [low, high]
 ``noise``          ``level=0.05``, ``p=0.5``,                  + Gaussian noise, std = level x RMS
@@ -67,6 +72,33 @@ def _flip(survey: Survey, p: float = 0.5, strategy: str = "auto") -> AugmentStep
     flip.deferred, flip.pending = False, False
     flip.strategy = strategy
     return flip
+
+
+@AUGMENTS.register("flip_slots")
+def _flip_slots(survey: Survey, p: float = 0.5, position: int = 3) -> AugmentStep:
+    _probability("flip_slots", p)
+    from .flip import flip_source_slots, flip_velocity
+
+    def flip_slots(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        flipped = flip_source_slots(gathers, position, survey.n_shots)
+        return flipped, None if velocity is None else flip_velocity(velocity)
+
+    return flip_slots
+
+
+@AUGMENTS.register("flip_receivers")
+def _flip_receivers(survey: Survey, p: float = 0.5) -> AugmentStep:
+    _probability("flip_receivers", p)
+    from .flip import flip_receivers, flip_velocity
+
+    def flip_receivers_step(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        return flip_receivers(gathers), None if velocity is None else flip_velocity(velocity)
+
+    return flip_receivers_step
 
 
 @AUGMENTS.register("amplitude")

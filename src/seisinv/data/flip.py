@@ -194,3 +194,37 @@ def flip_sample(
             gathers = gathers.copy()
             gathers[redo] = simulated[0].cpu().numpy()
     return replace(sample, gathers=gathers, velocity=velocity)
+
+
+def flip_source_slots(gathers, position: int, shots: int):
+    """The Speed & Structure seed-001 flip on source *slots* (a zero slot for a missing mirror).
+
+    Seed 001 feeds the five shots as six slots, sources 1, 75, 150, 151, 225, 300 (1-based x in
+    metres), with slot 151 (the mirror of 150 on the 300 m line) all zeros. Mirroring reverses
+    the slots and the receivers, so source 150's data lands in slot 151 and slot 150 becomes the
+    zero one: every slot keeps its meaning (the source position it stands for).
+
+    Args:
+        gathers: (..., shots, time, receivers) numpy array: either the raw shots (``shots`` in
+            survey order; the zero slot is inserted at ``position`` first) or already six slots.
+        position: index of the zero slot in the unflipped layout (3 for seed 001).
+        shots: the survey's shot count (5); ``shots + 1`` means the slots are already in.
+
+    Returns:
+        (..., shots + 1, time, receivers) float32: slots and receivers reversed.
+    """
+    from .transforms import insert_zero_shot
+
+    slots = np.asarray(gathers)
+    if slots.shape[-3] == shots:
+        slots = insert_zero_shot(slots, position)
+    return np.ascontiguousarray(slots[..., ::-1, :, ::-1], dtype=np.float32)
+
+
+def flip_receivers(gathers):
+    """Reverse the receiver axis only (the Speed & Structure 1st-place TTA, shots kept in order).
+
+    ``(..., shots, time, receivers)`` numpy array -> same shape. Not the physical mirror (the
+    shot order is not reversed); the public code of the 1st place flips this way.
+    """
+    return np.ascontiguousarray(np.asarray(gathers)[..., ::-1], dtype=np.float32)

@@ -22,6 +22,15 @@ name                   params                                effect on (S, T, R)
 ``time_to_width``      ``chunks``                            (S, T / chunks, chunks * R)
 ``pad_receivers``      ``to``, ``mode="constant"``           (S, T, to)
 ``shots_side_by_side`` --                                    (1, T, S * R)
+``resample``           ``method="linear"`` / ``"area"``      as scipy interp1d (linear) / torch area
+                                                             interpolation; not anti-aliased
+``zscore``             ``mean``, ``std`` (fixed)             (x - mean) / std with given statistics
+                                                             (not fitted)
+``trim_time``          ``end``                               (S, T - end, R)
+``fold_time``          ``rows``                              (S, rows, R * T / rows), seed-001 layout
+``source_slots``       ``position``, ``shots``               (S + 1, T, R): zero slot inserted at
+                                                             ``position`` (inputs already holding
+                                                             S + 1 slots pass unchanged)
 =====================  ====================================  =========================================
 """
 
@@ -73,8 +82,14 @@ def _scale(factor: float) -> Step:
 
 
 @STEPS.register("zscore")
-def _zscore() -> Step:
-    return Step("zscore", {}, lambda g, s: T.zscore(g, s["mean"], s["std"]), _same, fitted=True)
+def _zscore(mean: float | None = None, std: float | None = None) -> Step:
+    if (mean is None) != (std is None):
+        raise ConfigError("transform zscore: give both mean and std (fixed statistics) or neither "
+                          "(fitted on the training data)")
+    if mean is None:
+        return Step("zscore", {}, lambda g, s: T.zscore(g, s["mean"], s["std"]), _same,
+                    fitted=True)
+    return Step("zscore", {"mean": mean, "std": std}, lambda g, s: T.zscore(g, mean, std), _same)
 
 
 @STEPS.register("clip")
@@ -84,10 +99,45 @@ def _clip(low: float, high: float) -> Step:
     return Step("clip", {"low": low, "high": high}, lambda g, s: T.clip(g, low, high), _same)
 
 
+RESAMPLE_METHODS = ("sinc", "linear", "area")
+
+
 @STEPS.register("resample")
-def _resample(length: int) -> Step:
-    return Step("resample", {"length": length}, lambda g, s: T.resample_time(g, length),
+def _resample(length: int, method: str = "sinc") -> Step:
+    if method not in RESAMPLE_METHODS:
+        raise ConfigError(f"transform resample: method {method!r}; use one of {RESAMPLE_METHODS}")
+    function = {"sinc": T.resample_time, "linear": T.resample_time_linear,
+                "area": T.resample_time_area}[method]
+    # The default is not recorded, so pipelines saved before ``method`` existed stay identical.
+    params = {"length": length} if method == "sinc" else {"length": length, "method": method}
+    return Step("resample", params, lambda g, s: function(g, length),
                 lambda shape: (shape[0], length, shape[2]))
+
+
+@STEPS.register("trim_time")
+def _trim_time(end: int) -> Step:
+    return Step("trim_time", {"end": end}, lambda g, s: T.trim_time(g, end),
+                lambda shape: (shape[0], shape[1] - end, shape[2]))
+
+
+@STEPS.register("fold_time")
+def _fold_time(rows: int) -> Step:
+    return Step("fold_time", {"rows": rows}, lambda g, s: T.fold_time(g, rows),
+                lambda shape: (shape[0], rows, shape[2] * (shape[1] // rows)))
+
+
+@STEPS.register("source_slots")
+def _source_slots(position: int, shots: int) -> Step:
+    def apply(gathers, stats):
+        if gathers.shape[-3] == shots + 1:  # already slotted (flip_source_slots)
+            return T._float32(gathers)
+        if gathers.shape[-3] != shots:
+            raise DataError(f"source_slots: {gathers.shape[-3]} shots; expected {shots} (or "
+                            f"{shots + 1} slots)")
+        return T.insert_zero_shot(gathers, position)
+
+    return Step("source_slots", {"position": position, "shots": shots}, apply,
+                lambda shape: (shots + 1, shape[1], shape[2]))
 
 
 @STEPS.register("crop")

@@ -102,6 +102,100 @@ def resample_time(gathers: np.ndarray, length: int) -> np.ndarray:
     return _float32(out.reshape(*lead, shots, length, receivers))
 
 
+def resample_time_linear(gathers: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation of the time axis to ``length`` samples, first and last samples kept.
+
+    Exactly ``scipy.interpolate.interp1d(np.linspace(0, 1, T), gathers, axis=-2,
+    kind="linear")(np.linspace(0, 1, length))`` (the Speed & Structure 2nd-place resampling), but
+    without scipy: output sample ``k`` lies at input position ``k * (T - 1) / (length - 1)``.
+    No anti-alias filter: shortening a record aliases energy above the new Nyquist frequency (the
+    windowed sinc of ``resample_time`` does not).
+
+    ``(..., shots, T, receivers) -> (..., shots, length, receivers)``.
+    """
+    time = gathers.shape[-2]
+    if length < 2 or time < 2:
+        raise DataError(f"resample (linear): need at least 2 samples in and out, got {time} -> "
+                        f"{length}")
+    if length == time:
+        return _float32(gathers)
+    position = np.linspace(0.0, time - 1.0, length)
+    # interp1d finds the left neighbour with searchsorted on the old grid; the last point uses the
+    # segment ending at it, so the weight there is exactly 1.
+    left = np.clip(np.floor(position).astype(np.int64), 0, time - 2)
+    weight = (position - left).astype(np.float64)[:, None]
+    data = np.asarray(gathers, dtype=np.float64)
+    out = data[..., left, :] * (1.0 - weight) + data[..., left + 1, :] * weight
+    return _float32(out)
+
+
+def resample_time_area(gathers: np.ndarray, length: int) -> np.ndarray:
+    """Area (adaptive average) resampling of the time axis, as ``torch.nn.functional.interpolate(
+    ..., mode="area")``: output sample ``i`` is the mean of input samples
+    ``floor(i * T / length) .. ceil((i + 1) * T / length) - 1``.
+
+    The S&S 1st place maps 10001 samples to 10000 this way. ``(..., S, T, R) -> (..., S, length, R)``.
+    """
+    time = gathers.shape[-2]
+    if length < 1:
+        raise DataError(f"resample (area): length {length} must be at least 1")
+    if length == time:
+        return _float32(gathers)
+    index = np.arange(length)
+    start = (index * time) // length
+    end = -((-(index + 1) * time) // length)  # ceil
+    cumulative = np.cumsum(np.asarray(gathers, dtype=np.float64), axis=-2)
+    zero = np.zeros_like(cumulative[..., :1, :])
+    cumulative = np.concatenate([zero, cumulative], axis=-2)
+    sums = cumulative[..., end, :] - cumulative[..., start, :]
+    return _float32(sums / (end - start)[:, None])
+
+
+def trim_time(gathers: np.ndarray, end: int) -> np.ndarray:
+    """Drop the last ``end`` time samples: ``(..., S, T, R) -> (..., S, T - end, R)``.
+
+    Speed & Structure's EVA solutions drop sample 10001 so that 10000 samples fold evenly.
+    """
+    time = gathers.shape[-2]
+    if not 0 <= end < time:
+        raise DataError(f"trim_time: cannot drop {end} of {time} time samples")
+    return _float32(gathers[..., : time - end, :])
+
+
+def fold_time(gathers: np.ndarray, rows: int) -> np.ndarray:
+    """Fold the time axis into ``rows`` rows, each row's chunk laid out receiver-major.
+
+    ``(..., S, T, R) -> (..., S, rows, R * T / rows)``: column ``r * (T / rows) + k`` of row ``i``
+    holds receiver ``r`` at time sample ``i * T / rows + k``. This is the public code of the
+    Speed & Structure EVA solutions (``x.reshape(N, C, rows, T // rows, R).permute(0, 1, 2, 4,
+    3).reshape(N, C, rows, R * T // rows)``), e.g. (5, 10000, 31) -> (5, 1000, 310) with
+    ``rows=1000`` (seed 001) or (5, 100, 3100) with ``rows=100`` (1st place). ``time_to_width``
+    lays the same pixels out differently (consecutive time windows side by side).
+    """
+    *lead, shots, time, receivers = gathers.shape
+    if rows < 1 or time % rows:
+        raise DataError(f"fold_time: {time} time samples do not fold into {rows} rows; "
+                        "trim or resample first")
+    out = gathers.reshape(*lead, shots, rows, time // rows, receivers)
+    out = np.swapaxes(out, -1, -2)  # (..., S, rows, R, T/rows)
+    return _float32(out.reshape(*lead, shots, rows, receivers * (time // rows)))
+
+
+def insert_zero_shot(gathers: np.ndarray, position: int) -> np.ndarray:
+    """Insert an all-zero shot at index ``position`` of the shot axis.
+
+    ``(..., S, T, R) -> (..., S + 1, T, R)``. Seed 001 feeds six source slots (1, 75, 150, 151,
+    225, 300): slot 151, the mirror of source 150, holds zeros until a flip moves source 150's
+    data there (``seisinv.data.flip.flip_source_slots``).
+    """
+    shots = gathers.shape[-3]
+    if not 0 <= position <= shots:
+        raise DataError(f"insert_zero_shot: position {position} outside 0..{shots}")
+    zeros = np.zeros((*gathers.shape[:-3], 1, *gathers.shape[-2:]), dtype=np.float32)
+    return _float32(np.concatenate([gathers[..., :position, :, :], zeros,
+                                    gathers[..., position:, :, :]], axis=-3))
+
+
 def crop_time(gathers: np.ndarray, start: int, length: int) -> np.ndarray:
     """Keep time samples ``start .. start + length - 1``: ``(..., S, T, R) -> (..., S, length, R)``."""
     time = gathers.shape[-2]

@@ -13,6 +13,9 @@ Test-time augmentations (``TTA``):
 - ``noise``: ``NOISE_DRAWS`` copies with gaussian noise of ``NOISE_LEVEL`` x each sample's
   gather RMS added (seeded per sample id, so reruns give identical maps).
 - ``scale``: the gathers multiplied by each of ``SCALE_FACTORS`` (source-strength uncertainty).
+- ``flip_slots``: Speed & Structure seed 001's flip on six source slots
+  (``seisinv.data.flip.flip_source_slots``; for runs whose pipeline has ``source_slots``).
+- ``flip_receivers``: receivers reversed, shots kept in order (the S&S 1st place's public code).
 
 The identity view is always included; each augmentation adds its views (they are not combined
 with each other), and the final map is the mean of all views.
@@ -72,7 +75,9 @@ def _scale_view(factor: float) -> View:
     return View(f"scale-{factor:g}", lambda g, ids: g * np.float32(factor), _same)
 
 
-TTA = ("flip", "noise", "scale")
+TTA = ("flip", "noise", "scale", "flip_slots", "flip_receivers")
+# Seed 001's zero source slot (see ``seisinv.data.flip.flip_source_slots``).
+SOURCE_SLOT_POSITION = 3
 
 
 def tta_views(tta: Sequence[str], survey: Survey) -> list[View]:
@@ -81,12 +86,17 @@ def tta_views(tta: Sequence[str], survey: Survey) -> list[View]:
     Raises:
         SeisinvError: an unknown augmentation name.
     """
-    from seisinv.data.flip import flip_gathers, flip_velocity
+    from seisinv.data.flip import flip_gathers, flip_receivers, flip_source_slots, flip_velocity
 
     views = [View("identity", _same, _same)]
     for name in tta:
         if name == "flip":
             views.append(View("flip", lambda g, ids: flip_gathers(g, survey), flip_velocity))
+        elif name == "flip_slots":
+            views.append(View("flip_slots", lambda g, ids: flip_source_slots(
+                g, SOURCE_SLOT_POSITION, survey.n_shots), flip_velocity))
+        elif name == "flip_receivers":
+            views.append(View("flip_receivers", lambda g, ids: flip_receivers(g), flip_velocity))
         elif name == "noise":
             views += [_noise_view(draw) for draw in range(NOISE_DRAWS)]
         elif name == "scale":

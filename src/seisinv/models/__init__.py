@@ -5,7 +5,13 @@
 bounded to ``[survey.vmin, survey.vmax]``); ``rebuild_model(model.seisinv_config)`` builds it again.
 """
 
-from seisinv.models import eva_fusion, inversionnet, unet, xattn  # noqa: F401  (register the architectures)
+from seisinv.models import (  # noqa: F401  (register the architectures)
+    eva_attention,
+    eva_fusion,
+    inversionnet,
+    unet,
+    xattn,
+)
 from seisinv.models.registry import (
     MODELS,
     count_parameters,

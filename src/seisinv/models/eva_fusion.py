@@ -119,7 +119,7 @@ def build_eva_fusion(
     survey: Survey,
     *,
     backbone: str | None = None,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     image_size: tuple[int, int] = (224, 224),
     patch_size: int = 14,
     embed_dim: int = 384,
@@ -130,6 +130,7 @@ def build_eva_fusion(
     shot_embedding: bool = True,
     drop_path_rate: float = 0.0,
     output_activation: OutputActivation = "sigmoid",
+    shots: int | None = None,
 ) -> EvaFusion:
     """EVA02-style per-shot / fused transformer sized for ``survey``.
 
@@ -138,7 +139,7 @@ def build_eva_fusion(
         backbone: a timm EVA model name (e.g. "eva02_base_patch14_224.mim_in22k"); its sizes
             replace embed_dim/depth/num_heads/patch_size. None: build an EVA02-style ``Eva``
             from the options below.
-        pretrained: load the backbone's pretrained weights (needs ``backbone`` and network).
+        pretrained: False, True (timm's hub or cache) or a local weights file (needs ``backbone``).
         image_size: (height = time, width = receivers) pixels each shot gather is resampled to.
         patch_size: ViT patch size in pixels (EVA02: 14).
         embed_dim, depth, num_heads: transformer sizes (EVA02-S: 384, 12, 6; -B: 768, 12, 12).
@@ -147,8 +148,12 @@ def build_eva_fusion(
         shot_embedding: add a learned per-shot embedding (tells shared blocks the source).
         drop_path_rate: stochastic depth for training.
         output_activation: "sigmoid", "tanh" or "clamp", scaled to [vmin, vmax].
+        shots: shot images per sample after the transforms (None: the survey's shots); seed 001
+            feeds 6 source slots (``source_slots`` transform) for the survey's 5 shots.
     """
     check_activation(output_activation)
+    if shots is not None and shots < 1:
+        raise ValueError(f"shots must be at least 1, got {shots}")
     if fusion not in ("mean", "attention"):
         raise ValueError(f"fusion {fusion!r}; use 'mean' or 'attention'")
     image_size = tuple(image_size)
@@ -189,7 +194,7 @@ def build_eva_fusion(
         raise ValueError(f"split must be in 0..{len(eva.blocks)} (the depth), got {split}")
     return EvaFusion(
         eva,
-        survey.n_shots,
+        survey.n_shots if shots is None else shots,
         survey.nz,
         survey.nx,
         survey.vmin,

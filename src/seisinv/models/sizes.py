@@ -38,6 +38,19 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "split": 4,
         },
     },
+    "eva_attention": {
+        "tiny": {
+            "image_size": [28, 28],
+            "patch_size": 7,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "split": 1,
+            "shot_heads": 2,
+            "query_heads": 2,
+        },
+        "full": {"backbone": "eva02_large_patch14_448.mim_in22k_ft_in22k_in1k", "split": 10},
+    },
     "xattn": {
         "tiny": {
             "conv_channels": 6,

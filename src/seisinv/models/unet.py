@@ -166,7 +166,7 @@ def build_unet(
     survey: Survey,
     *,
     backbone: str = "convnext_tiny",
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     encoder_depth: int | None = None,
     input_height: int = 256,
     input_width: int | None = None,
@@ -184,7 +184,7 @@ def build_unet(
         survey: gives shots, the (nz, nx) grid and the velocity range.
         backbone: any timm model supporting ``features_only`` (caformer_s18, convnext_tiny,
             efficientnet_b0, resnet10t; ``test_convnext`` etc. for tests).
-        pretrained: load timm's pretrained weights (needs network or a cached copy).
+        pretrained: False, True (timm's hub or cache) or a local weights file path.
         encoder_depth: how many encoder scales to use (None: all); fewer = shallower decoder.
         input_height: time samples the gathers are resampled to (image height, pixels).
         input_width: receivers per shot after resampling (default ``max(32, receivers)``).

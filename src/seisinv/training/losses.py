@@ -87,6 +87,31 @@ def depth_l1(ctx: LossContext, bottom: float = 0.25) -> LossFn:
     return fn
 
 
+@LOSSES.register("depth_relative_l1")
+def depth_relative_l1(ctx: LossContext, bottom: float = 0.25, hard_pixels: bool = False) -> LossFn:
+    """Seed 001's loss: |pred - target| / target per pixel, weighted 1 -> ``bottom`` with depth.
+
+    With ``hard_pixels`` (seed 001's eva02_tiny) each pixel is also weighted by
+    ``exp(l) * nz * nx / sum(exp(l))`` over its sample, ``l`` the detached per-pixel loss, so
+    the weights average to one per sample and the worst pixels (faults) count most.
+    Returns the per-sample mean (a fraction, like MAPE).
+    """
+    if bottom < 0:
+        raise ConfigError(f"loss depth_relative_l1: bottom must be >= 0, got {bottom}")
+
+    def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
+        loss = (pred - target).abs() / target
+        loss = loss * depth_weights(pred.shape[1], bottom, pred.device, pred.dtype)
+        if hard_pixels:
+            # As the seed: the hard-example weight comes from the unweighted relative error.
+            raw = ((pred - target).abs() / target).detach()
+            weight = torch.exp(raw)
+            loss = loss * weight * (raw[0].numel() / weight.sum(dim=(1, 2), keepdim=True))
+        return loss.mean(dim=(1, 2))
+
+    return fn
+
+
 def _diffs(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Finite differences along depth (nz-1, nx) and horizontal (nz, nx-1) of (batch, nz, nx)."""
     return v[:, 1:, :] - v[:, :-1, :], v[:, :, 1:] - v[:, :, :-1]

@@ -1,0 +1,315 @@
+"""The stages of an experiment: a registry of ``name -> function(ctx)``.
+
+Each stage reads and writes under ``ctx.out`` and records what it finished in ``ctx.state``
+(``OUT/state.json``) so a rerun skips it; stages with several runs (train, predict) record each
+run as it finishes. A new stage (e.g. pseudo-labelling) is one function registered here and one
+name in the experiment's ``stages`` list.
+
+Layout of ``OUT``::
+
+    experiment.yaml            the resolved experiment and its inputs (compared on a rerun)
+    state.json                 stages and runs finished
+    generated/                 synthetic training data (generate)
+    folds.csv                  id,fold of the training pool (folds)
+    runs/<run>/                one training run directory per model (train)
+    predictions/<run>/         its test-set prediction store (predict)
+    validation/<run>/          its predictions of the shared validation fold (validate)
+    validation/ensemble/       their ensemble, scored in the final table (validate)
+    ensemble/                  the combined prediction store (ensemble)
+    fwi/                       FWI-refined maps (fwi, optional)
+    submission.npz | .csv      the challenge file (submission)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from seisinv.errors import ConfigError, SeisinvError
+from seisinv.registry import Registry
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[["Context"], None]  # noqa: F821 - seisinv.experiment.runner.Context
+STAGES: Registry[Stage] = Registry("experiment stage")
+
+SUBMISSION_FILES = {"speed-structure": "submission.npz", "kaggle-gwi": "submission.csv"}
+
+
+def pool_dirs(ctx) -> list[str]:
+    """The training pool: the ``--train`` folders plus the generated data, when there is some."""
+    dirs = [str(p) for p in ctx.train_dirs]
+    generated = ctx.out / "generated"
+    if ctx.spec.generate is not None and ctx.spec.generate.n > 0:
+        dirs.append(str(generated))
+    return dirs
+
+
+@STAGES.register("generate")
+def generate(ctx) -> None:
+    """Synthetic training samples (``seisinv.generation.run_generate``) into ``OUT/generated``."""
+    spec = ctx.spec.generate
+    if spec is None or spec.n == 0:
+        ctx.echo("generate: nothing to generate")
+        return
+    import dataclasses
+
+    from seisinv.generation.job import GenerateSpec, run_generate
+
+    mix_from = spec.mix_from
+    if mix_from == "train":
+        if len(ctx.train_dirs) != 1:
+            raise ConfigError("generate.mix_from 'train' needs exactly one --train folder; give "
+                              "generate.mix_from=PATH")
+        mix_from = str(ctx.train_dirs[0])
+    # Family options reach the generator as its ``<family>_<option>`` fields (mix ``flips`` ->
+    # ``GenerateSpec.mix_flips``); a generator without the field is reported, not ignored.
+    fields = {f.name for f in dataclasses.fields(GenerateSpec)}
+    extra, unsupported = {}, {}
+    for key, value in spec.options.items():
+        field_names = [f"{family}_{key}" for family in spec.families
+                       if f"{family}_{key}" in fields]
+        if field_names:
+            extra.update({name: tuple(value) if isinstance(value, list) else value
+                          for name in field_names})
+        else:
+            unsupported[key] = value
+    if unsupported:
+        log.warning("generate.options %s: this seisinv's generator does not take them; "
+                    "generated with its defaults", unsupported)
+        ctx.echo(f"[yellow]generate: options {unsupported} not supported by this generator; "
+                 "its defaults are used[/yellow]")
+    job = GenerateSpec(survey=ctx.survey, families=tuple(spec.families), n=spec.n,
+                       seed=spec.seed, per_file=spec.per_file, mix_from=mix_from, **extra)
+    ctx.echo(f"generate: {spec.n} {'/'.join(spec.families)} samples -> {ctx.out / 'generated'}")
+    run_generate(job, ctx.out / "generated", device=ctx.device, show_progress=ctx.progress)
+
+
+@STAGES.register("folds")
+def folds(ctx) -> None:
+    """Split the training pool by the experiment's fold rule into ``OUT/folds.csv``."""
+    from seisinv.data import open_dataset
+    from seisinv.data.folds import write_folds
+
+    from .folds import experiment_folds
+
+    pool = open_dataset(pool_dirs(ctx), ctx.survey, require_velocity=True)
+    assignment = experiment_folds(ctx.spec.folds, pool.ids, pool.synthetic, pool.families)
+    write_folds(ctx.out / "folds.csv", assignment)
+    counts = {}
+    for fold in assignment.values():
+        counts[fold] = counts.get(fold, 0) + 1
+    ctx.echo("folds: " + ", ".join(f"{'train-only' if k < 0 else f'fold {k}'}: {v}"
+                                   for k, v in sorted(counts.items())))
+
+
+@STAGES.register("train")
+def train(ctx) -> None:
+    """Train every run not finished yet; a run with a saved ``last`` checkpoint resumes."""
+    from seisinv.training.trainer import train as train_run
+
+    for number, run in enumerate(ctx.spec.runs, start=1):
+        if ctx.state.run_done("train", run.name):
+            ctx.echo(f"train {number}/{len(ctx.spec.runs)} {run.name}: done earlier")
+            continue
+        ctx.call_hook("before_run", "train", run.name)
+        config = ctx.run_config(run)
+        run_dir = ctx.out / "runs" / run.name
+        resume = (run_dir / "checkpoints" / "last").exists()
+        ctx.echo(f"train {number}/{len(ctx.spec.runs)} {run.name}"
+                 f"{' (resuming)' if resume else ''}: {config.model.name}, seed {config.seed}, "
+                 f"validation fold {config.folds.val_fold}")
+        if not config.model.options.get("pretrained"):
+            ctx.echo(f"  {run.name}: backbone weights randomly initialised (model.options."
+                     "pretrained is false)")
+
+        def echo(line: str, name: str = run.name) -> None:
+            ctx.echo(f"  {name}: {line}")
+            ctx.call_hook("validation", name, line)
+
+        result = train_run(config, run_dir, resume=resume, echo=echo)
+        if result.step < result.total_steps:
+            raise SeisinvError(f"train {run.name}: stopped at step {result.step}/"
+                               f"{result.total_steps}; rerun the experiment to continue")
+        ctx.state.finish_run("train", run.name, {"step": result.step, "best": result.best,
+                                                 "last_val": result.last_val})
+
+
+@STAGES.register("predict")
+def predict(ctx) -> None:
+    """Predict the test set with every run (its TTA), one prediction store per run."""
+    from seisinv.data import open_dataset
+    from seisinv.inference.predict import open_prediction_store
+    from seisinv.inference.predict import predict as predict_source
+    from seisinv.training.run import load_run
+
+    settings = ctx.spec.predict
+    source = open_dataset(ctx.test_dir, ctx.survey)
+    for number, run in enumerate(ctx.spec.runs, start=1):
+        if ctx.state.run_done("predict", run.name):
+            continue
+        ctx.call_hook("before_run", "predict", run.name)
+        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
+                          checkpoint=settings.checkpoint)
+        store = open_prediction_store(ctx.out / "predictions" / run.name, loaded, settings.tta)
+        ctx.echo(f"predict {number}/{len(ctx.spec.runs)} {run.name}: {len(source)} samples, "
+                 f"TTA {', '.join(settings.tta) or 'none'}")
+        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
+                       progress=ctx.progress)
+        ctx.state.finish_run("predict", run.name, {"val": loaded.val, "step": loaded.step,
+                                                   "checkpoint": str(loaded.checkpoint)})
+
+
+def _weights(ctx, names: list[str]) -> list[float] | None:
+    weights = ctx.spec.ensemble.weights
+    if weights is None:
+        return None
+    if isinstance(weights, dict):
+        unknown = sorted(set(weights) - {run.name for run in ctx.spec.runs})
+        if unknown:
+            raise ConfigError(f"ensemble.weights: unknown runs {unknown}")
+        return [float(weights.get(name, 0.0)) for name in names]
+    if len(weights) != len(ctx.spec.runs):
+        raise ConfigError(f"ensemble.weights: {len(weights)} weights for {len(ctx.spec.runs)} runs")
+    by_name = {run.name: w for run, w in zip(ctx.spec.runs, weights, strict=True)}
+    return [float(by_name[name]) for name in names]
+
+
+def _combine(members: list[str], out: Path, method: str, weights, ctx,
+             base: Path | None = None) -> None:
+    import shutil
+
+    from seisinv.inference.ensemble import EnsemblePlan, ensemble_stores
+    from seisinv.inference.store import PredictionStore
+
+    if out.exists() and not (out / "manifest.json").exists():
+        shutil.rmtree(out)
+    base = ctx.out / "predictions" if base is None else base
+    stores = [PredictionStore(base / name) for name in members]
+    target = PredictionStore(out, ctx.survey, source=f"experiment {ctx.spec.name} ensemble",
+                             info={"method": method, "members": members, "weights": weights})
+    target.refuse_other_settings({"method": method, "members": members, "weights": weights},
+                                 "two ensembles")
+    plan = EnsemblePlan(method=method, weights={"*": weights} if weights else {})
+    ensemble_stores(stores, target, plan, progress=ctx.progress)
+
+
+def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble") -> None:
+    """Combine the run stores under ``base`` (``base/<run>``) into ``out`` as the experiment's
+    ``ensemble`` section says (per family first when asked)."""
+    from seisinv.inference import ensemble as ensembles
+
+    settings = ctx.spec.ensemble
+    for method in (settings.method, settings.family_method):
+        if method not in ensembles.METHODS:
+            raise ConfigError(f"ensemble method {method!r}; known: {', '.join(ensembles.METHODS)}")
+    names = [run.name for run in ctx.spec.runs]
+    if not settings.per_family:
+        ctx.echo(f"{label}: {settings.method} of {len(names)} runs")
+        _combine(names, out, settings.method, _weights(ctx, names), ctx, base)
+        return
+    families: dict[str, list[str]] = {}
+    for run in ctx.spec.runs:
+        families.setdefault(run.family or run.name, []).append(run.name)
+    for family, members in families.items():
+        ctx.echo(f"{label}: {settings.method} of family {family} ({len(members)} runs)")
+        _combine(members, base / f"family-{family}", settings.method, _weights(ctx, members),
+                 ctx, base)
+    ctx.echo(f"{label}: {settings.family_method} of {len(families)} families")
+    _combine([f"family-{family}" for family in families], out, settings.family_method, None,
+             ctx, base)
+
+
+@STAGES.register("ensemble")
+def ensemble(ctx) -> None:
+    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked)."""
+    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble")
+
+
+def shared_validation_fold(spec) -> int | None:
+    """The validation fold every run holds out, or None when the runs' folds differ."""
+    folds = {run.val_fold for run in spec.runs}
+    return folds.pop() if len(folds) == 1 else None
+
+
+@STAGES.register("validate")
+def validate(ctx) -> None:
+    """When every run holds out the same fold (seed 001: fold 0), predict that fold with each run
+    (its TTA) and ensemble them, so the final table scores the ensemble, and weight fits have
+    out-of-sample predictions (``OUT/validation/<run>``). Runs holding out different folds have
+    no common validation set: the stage then does nothing."""
+    from seisinv.data import open_dataset
+    from seisinv.data.folds import read_folds
+    from seisinv.inference.predict import open_prediction_store
+    from seisinv.inference.predict import predict as predict_source
+    from seisinv.training.run import load_run
+
+    fold = shared_validation_fold(ctx.spec)
+    if fold is None:
+        ctx.echo("validate: the runs hold out different folds; no common validation set")
+        return
+    assignment = read_folds(ctx.out / "folds.csv")
+    pool = open_dataset(pool_dirs(ctx), ctx.survey, require_velocity=True)
+    source = pool.subset([i for i, sample_id in enumerate(pool.ids)
+                          if assignment.get(sample_id) == fold])
+    if len(source) == 0:
+        ctx.echo(f"validate: fold {fold} holds no samples")
+        return
+    settings = ctx.spec.predict
+    for number, run in enumerate(ctx.spec.runs, start=1):
+        if ctx.state.run_done("validate", run.name):
+            continue
+        ctx.call_hook("before_run", "validate", run.name)
+        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
+                          checkpoint=settings.checkpoint)
+        store = open_prediction_store(ctx.out / "validation" / run.name, loaded, settings.tta)
+        ctx.echo(f"validate {number}/{len(ctx.spec.runs)} {run.name}: fold {fold}, "
+                 f"{len(source)} samples")
+        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
+                       progress=ctx.progress)
+        ctx.state.finish_run("validate", run.name, {"fold": fold, "n": len(source)})
+    combine_runs(ctx, ctx.out / "validation", ctx.out / "validation" / "ensemble",
+                 label="validation ensemble")
+
+
+@STAGES.register("fwi")
+def fwi(ctx) -> None:
+    """Optional FWI refinement starting from the ensemble (``seisinv.fwi.run_fwi``)."""
+    settings = ctx.spec.fwi
+    if settings is None:
+        return
+    from seisinv.fwi.config import FwiConfig
+    from seisinv.fwi.job import run_fwi
+
+    try:
+        config = FwiConfig(**settings.config)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"fwi.config: {exc}") from None
+    ctx.echo("fwi: refining the ensemble's maps")
+    run_fwi(ctx.test_dir, ctx.survey, str(ctx.out / "ensemble"), ctx.out / "fwi", config,
+            limit=settings.limit, simulation_coarsen=settings.simulation_coarsen,
+            show_progress=ctx.progress)
+
+
+@STAGES.register("submission")
+def submission(ctx) -> None:
+    """Write ``OUT/submission.npz`` (Speed & Structure) or ``.csv`` (Kaggle GWI), checked by the
+    challenge writers; FWI-refined maps replace the ensemble's where present."""
+    from seisinv.data import open_dataset
+    from seisinv.inference.store import PredictionStore
+    from seisinv.inference.submission import write_submission
+
+    ensemble_store = PredictionStore(ctx.out / "ensemble")
+    refined = None
+    if ctx.spec.fwi is not None and (ctx.out / "fwi" / "manifest.json").exists():
+        refined = PredictionStore(ctx.out / "fwi")
+    ids = list(open_dataset(ctx.test_dir, ctx.survey).ids)
+    maps = {}
+    for sample_id in ids:
+        store = refined if refined is not None and refined.has(sample_id) else ensemble_store
+        if store.has(sample_id):
+            maps[sample_id] = store.read(sample_id)
+    path = ctx.out / SUBMISSION_FILES[ctx.spec.submission]
+    write_submission(ctx.spec.submission, path, maps, ctx.survey, expected_ids=ids)
+    ctx.echo(f"submission: {len(maps)} maps -> {path}")
