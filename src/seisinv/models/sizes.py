@@ -50,6 +50,37 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "max_queries": 16,
         },
         "full": {"embed_dim": 256, "num_heads": 8, "encoder_layers": 4, "decoder_layers": 4},
+        # Seed 004's Config: embed_dim 512, num_heads 8, num_layers 12 (12 attention layers in
+        # the encoder as 6 within-shot + across-shot pairs, 12 in the query decoder), MLP head
+        # with SoftPlus + offset.
+        "seed": {
+            "embed_dim": 512,
+            "num_heads": 8,
+            "encoder_layers": 6,
+            "decoder_layers": 12,
+            "head": "mlp",
+            "output_activation": "softplus",
+        },
+    },
+    "convnext_unet": {
+        "tiny": {
+            "backbone": "test_convnext",
+            "input_mode": "72x72",
+            "decoder_channels": [16, 8, 8],
+            "decoder_layers": [-1, -2],
+        },
+        "full": {"backbone": "convnext_small", "input_mode": "full"},
+    },
+    "learned_ensemble": {
+        "tiny": {
+            "members": ["inversionnet", "inversionnet"],
+            "member_options": {"inversionnet": {"width": 0.25}},
+        },
+        "full": {"members": ["xattn", "xattn", "xattn"], "member_options": {}},
+    },
+    "family_classifier": {
+        "tiny": {"width": 4, "depth": 2},
+        "full": {"width": 32, "depth": 4},
     },
 }
 
