@@ -121,14 +121,19 @@ def test_convnext_unet_option_errors(tmp_path) -> None:
         create_model("convnext_unet", OPENFWI, input_mode="128x128", **TINY_CONVNEXT)
     with pytest.raises(ConfigError, match="fusion_weights needs 2"):
         create_model(
-            "convnext_unet", OPENFWI, decoder_layers=(-1, -2), fusion="fixed",
-            fusion_weights=(1.0,), **TINY_CONVNEXT,
+            "convnext_unet",
+            OPENFWI,
+            decoder_layers=(-1, -2),
+            fusion="fixed",
+            fusion_weights=(1.0,),
+            **TINY_CONVNEXT,
         )
     with pytest.raises(ConfigError, match="out of range"):
         create_model("convnext_unet", OPENFWI, decoder_layers=(7,), **TINY_CONVNEXT)
     with pytest.raises(ConfigError, match="does not exist"):
-        create_model("convnext_unet", OPENFWI, pretrained=str(tmp_path / "no.safetensors"),
-                     **TINY_CONVNEXT)
+        create_model(
+            "convnext_unet", OPENFWI, pretrained=str(tmp_path / "no.safetensors"), **TINY_CONVNEXT
+        )
 
 
 def test_convnext_unet_loads_a_local_weights_file(tmp_path) -> None:
@@ -158,8 +163,9 @@ def test_xattn_seed_size_and_mlp_head() -> None:
     assert model.queries.shape[-1] == 512
     torch.manual_seed(0)
     tiny = create_model(
-        "xattn", OPENFWI, **{**size_options("xattn", "tiny"), "head": "mlp",
-                             "output_activation": "softplus"}
+        "xattn",
+        OPENFWI,
+        **{**size_options("xattn", "tiny"), "head": "mlp", "output_activation": "softplus"},
     )
     assert not hasattr(tiny, "upsample")
     velocity = tiny(torch.randn(2, 5, 1000, 70))
@@ -198,8 +204,9 @@ def test_learned_ensemble_rejects_bad_members() -> None:
     with pytest.raises(ConfigError, match="cannot be an ensemble member"):
         create_model("learned_ensemble", OPENFWI, members=["family_classifier", "inversionnet"])
     with pytest.raises(ConfigError, match="not in members"):
-        create_model("learned_ensemble", OPENFWI, members=["xattn", "xattn"],
-                     member_options={"unet": {}})
+        create_model(
+            "learned_ensemble", OPENFWI, members=["xattn", "xattn"], member_options={"unet": {}}
+        )
 
 
 def test_family_classifier_contract_and_classify() -> None:

@@ -93,7 +93,12 @@ def prepare_image(gathers: torch.Tensor, mode: str) -> torch.Tensor:
         )
     left, right, top, bottom = preset["pad"]
     height, width = gathers.shape[-2:]
-    pad = (min(left, width - 1), min(right, width - 1), min(top, height - 1), min(bottom, height - 1))
+    pad = (
+        min(left, width - 1),
+        min(right, width - 1),
+        min(top, height - 1),
+        min(bottom, height - 1),
+    )
     if any(pad):
         gathers = F.pad(gathers, pad, mode="reflect")
     return gathers

@@ -39,7 +39,13 @@ class FamilyClassifier(nn.Module):
     """Velocity ``(batch, nz, nx)`` survey units -> logits ``(batch, len(families))``."""
 
     def __init__(
-        self, families: list[str], nz: int, nx: int, vmin: float, vmax: float, width: int,
+        self,
+        families: list[str],
+        nz: int,
+        nx: int,
+        vmin: float,
+        vmax: float,
+        width: int,
         depth: int,
     ) -> None:
         super().__init__()
