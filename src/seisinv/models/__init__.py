@@ -9,6 +9,7 @@ builds it again.
 
 from seisinv.models import (  # noqa: F401  (register the architectures)
     convnext_unet,
+    diffusion_vel,
     eva_fusion,
     family_classifier,
     inversionnet,

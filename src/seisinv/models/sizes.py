@@ -78,6 +78,19 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "full": {"members": ["xattn", "xattn", "xattn"], "member_options": {}},
     },
+    "diffusion_vel": {
+        "tiny": {
+            "timesteps": 50,
+            "sample_steps": 3,
+            "n_samples": 2,
+            "base_channels": 8,
+            "levels": 2,
+            "cond_channels": 4,
+            "encoder_time": 32,
+            "encoder_channels": 8,
+        },
+        "full": {"base_channels": 64, "levels": 3, "cond_channels": 32, "encoder_channels": 64},
+    },
     "family_classifier": {
         "tiny": {"width": 4, "depth": 2},
         "full": {"width": 32, "depth": 4},

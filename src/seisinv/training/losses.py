@@ -31,10 +31,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class LossContext:
-    """What a loss builder may need: the survey and the fitted data pipeline (or None)."""
+    """What a loss builder may need: the survey, the fitted data pipeline (or None) and the
+    model being trained (or None; the ``diffusion`` term calls its ``training_loss``)."""
 
     survey: Survey
     pipeline: Any = None
+    model: Any = None
 
 
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
@@ -166,6 +168,39 @@ def physics(ctx: LossContext, device: str = "auto") -> LossFn:
         observed = gathers.float()
         power = observed.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
         return (simulated - observed).pow(2).mean(dim=(1, 2, 3)) / power
+
+    return fn
+
+
+@LOSSES.register("diffusion")
+def diffusion(ctx: LossContext) -> LossFn:
+    """The model's own denoising loss: ``model.training_loss(gathers, target)`` per sample.
+
+    For generative models such as ``diffusion_vel`` (DDPM objective: mean squared error of the
+    predicted clean map, normalised to [-1, 1]); ``pred`` is not used. Single-process training
+    only: under multi-process DDP the model is called outside its DDP wrapper, so the term
+    refuses to build there.
+
+    Raises:
+        ConfigError: a model without ``training_loss`` or DDP (at build); no model in the
+            context (when called: a context without a model only validates recipes).
+    """
+    model = ctx.model
+    if model is not None and not callable(getattr(model, "training_loss", None)):
+        name = getattr(model, "seisinv_config", {}).get("name")
+        raise ConfigError(
+            f"loss diffusion needs a model with training_loss (e.g. diffusion_vel); got {name!r}"
+        )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            raise ConfigError("loss diffusion supports single-process training only (no DDP)")
+
+    def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
+        if model is None:  # a context built only to validate a recipe has no model
+            raise ConfigError(
+                "loss diffusion needs the model: build the loss with LossContext(model=...)"
+            )
+        return model.training_loss(gathers, target)
 
     return fn
 

@@ -338,7 +338,7 @@ def train(
     ema = create_ema(model, config.ema)
     optimizer = build_optimizer(model, config.optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss = Loss(config.loss, LossContext(survey, data.pipeline))
+    loss = Loss(config.loss, LossContext(survey, data.pipeline, model))
     if config.compile:
         train_model = torch.compile(train_model)
 
