@@ -248,3 +248,66 @@ def test_family_classifier_learns_flat_versus_random() -> None:
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert classify(model, np.asarray(velocity)) == ["flat"] * 8 + ["noise"] * 8
+
+
+def test_gwi_vit_reshape_is_the_documented_layout_and_invertible() -> None:
+    from seisinv.models.gwi_vit import image_to_shots, shots_image
+
+    gathers = torch.randn(2, 5, 350, 70)
+    image = shots_image(gathers, 350, 70)
+    assert image.shape == (2, 1, 350, 350)
+    # image[b, 0, t, s * 70 + r] == gathers[b, s, t, r]
+    for s, t, r in ((0, 0, 0), (1, 5, 69), (4, 349, 3), (3, 100, 35)):
+        assert image[1, 0, t, s * 70 + r] == gathers[1, s, t, r]
+    torch.testing.assert_close(image_to_shots(image, 5), gathers)
+    # The Kaggle input (5, 1000, 70): time resampled to 350, then the same layout.
+    kaggle = torch.randn(1, 5, 1000, 70)
+    resampled = torch.nn.functional.interpolate(
+        kaggle, size=(350, 70), mode="bilinear", align_corners=False
+    )
+    torch.testing.assert_close(image_to_shots(shots_image(kaggle, 350, 70), 5), resampled)
+
+
+def test_gwi_vit_image_size_stages_share_weights() -> None:
+    torch.manual_seed(0)
+    options = size_options("gwi_vit", "tiny")
+    stage1 = create_model("gwi_vit", OPENFWI, **options)
+    stage2 = create_model("gwi_vit", OPENFWI, **{**options, "image_size": 42})
+    # Same keys and shapes: a stage-1 checkpoint loads into the larger-image stage 2.
+    stage2.load_state_dict(stage1.state_dict())
+    gathers = torch.randn(2, 5, 1000, 70)
+    seen = {}
+    stage2.encoder.patch_embed.register_forward_hook(lambda m, i, o: seen.update(shape=o.shape))
+    velocity = stage2(gathers)
+    assert tuple(seen["shape"][1:3]) == (6, 6)  # 42 / 7 patches a side (28 / 7 = 4 at stage 1)
+    assert velocity.shape == (2, 70, 70)
+    assert OPENFWI.vmin <= velocity.min() and velocity.max() <= OPENFWI.vmax
+    assert stage1.encoder.rope is not None and stage1.encoder.reg_token.shape[1] == 4
+
+
+def test_gwi_vit_full_size_is_two_vit_s14() -> None:
+    with torch.device("meta"):
+        model = create_model("gwi_vit", OPENFWI, **size_options("gwi_vit", "full"))
+    assert model.encoder.patch_embed.grid_size == (25, 25)  # 350 / 14
+    assert model.encoder.embed_dim == 384 and len(model.encoder.blocks) == 12
+    assert len(model.decoder) == 12
+    assert model.block == (3, 3)
+
+
+def test_gwi_vit_takes_a_timm_vit_backbone() -> None:
+    torch.manual_seed(0)
+    model = create_model(
+        "gwi_vit",
+        OPENFWI,
+        backbone="test_vit",
+        time_size=64,
+        shot_width=16,
+        image_size=64,
+        pos_embed_size=64,
+        patch_size=16,
+        decoder_depth=1,
+    )
+    velocity = model(torch.randn(2, 5, 1000, 70))
+    assert velocity.shape == (2, 70, 70)
+    velocity.mean().backward()
+    assert all(p.grad is not None for p in model.parameters())

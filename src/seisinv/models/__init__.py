@@ -12,6 +12,7 @@ from seisinv.models import (  # noqa: F401  (register the architectures)
     diffusion_vel,
     eva_fusion,
     family_classifier,
+    gwi_vit,
     inversionnet,
     learned_ensemble,
     unet,

@@ -91,6 +91,20 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "full": {"base_channels": 64, "levels": 3, "cond_channels": 32, "encoder_channels": 64},
     },
+    "gwi_vit": {
+        "tiny": {
+            "time_size": 28,
+            "shot_width": 8,
+            "image_size": 28,
+            "pos_embed_size": 28,
+            "patch_size": 7,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "decoder_depth": 1,
+        },
+        "full": {"image_size": 350, "depth": 12, "decoder_depth": 12},
+    },
     "family_classifier": {
         "tiny": {"width": 4, "depth": 2},
         "full": {"width": 32, "depth": 4},
