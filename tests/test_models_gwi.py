@@ -311,3 +311,22 @@ def test_gwi_vit_takes_a_timm_vit_backbone() -> None:
     assert velocity.shape == (2, 70, 70)
     velocity.mean().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_pretrained_auto_falls_back_to_random_init_with_a_warning(monkeypatch, caplog) -> None:
+    import seisinv.models.convnext_unet as module
+
+    real = module.create_backbone
+
+    def offline(name, pretrained, **options):
+        if pretrained:
+            raise ValueError(f"backbone {name!r}: pretrained weights unavailable (offline)")
+        return real(name, pretrained, **options)
+
+    monkeypatch.setattr(module, "create_backbone", offline)
+    with caplog.at_level("WARNING"):
+        model = create_model("convnext_unet", OPENFWI, pretrained="auto", **TINY_CONVNEXT)
+    assert model(torch.randn(1, 5, 1000, 70)).shape == (1, 70, 70)
+    assert "randomly initialised" in caplog.text
+    with pytest.raises(ConfigError, match="pretrained weights unavailable"):
+        create_model("convnext_unet", OPENFWI, pretrained=True, **TINY_CONVNEXT)

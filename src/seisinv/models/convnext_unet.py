@@ -329,14 +329,35 @@ class ConvNeXtUNet(nn.Module):
         return self.output(self.head(self._decode(gathers)))
 
 
-def _pretrained_options(pretrained: bool | str) -> tuple[bool, dict]:
-    """``pretrained`` (True, False or a local weights file) -> timm's (pretrained, extra)."""
-    if isinstance(pretrained, str):
-        path = Path(pretrained)
+def backbone_with_weights(
+    name: str, pretrained: bool | str, model: str, **timm_options
+) -> nn.Module:
+    """A timm backbone with the weights ``pretrained`` asks for.
+
+    Args:
+        name: timm model name.
+        pretrained: False (random init, logged), True (timm's pretrained weights: network or
+            cache; an error when unavailable), ``"auto"`` (timm's weights when available, else
+            random init with a warning) or the path of a local weights file (safetensors or
+            .pth) that timm loads and adapts (e.g. to 5 input channels).
+        model: the seisinv model name, for messages.
+    """
+    if pretrained not in (False, True, "auto"):
+        path = Path(str(pretrained))
         if not path.is_file():
-            raise ValueError(f"pretrained weights file {pretrained!r} does not exist")
-        return True, {"pretrained_cfg_overlay": {"file": str(path)}}
-    return bool(pretrained), {}
+            raise ValueError(f"pretrained weights file {str(pretrained)!r} does not exist")
+        overlay = {"pretrained_cfg_overlay": {"file": str(path)}}
+        return create_backbone(name, True, **timm_options, **overlay)
+    if pretrained is False:
+        log.info("%s: backbone %s randomly initialised (pretrained=False)", model, name)
+        return create_backbone(name, False, **timm_options)
+    try:
+        return create_backbone(name, True, **timm_options)
+    except ValueError as exc:
+        if pretrained is True or "pretrained" not in str(exc):
+            raise
+        log.warning("%s: %s; backbone %s randomly initialised", model, exc, name)
+        return create_backbone(name, False, **timm_options)
 
 
 @MODELS.register("convnext_unet")
@@ -361,7 +382,8 @@ def build_convnext_unet(
         backbone: a timm ConvNeXt (``convnext_small`` in the baseline; ``test_convnext`` for
             tests); any timm ``features_only`` model with a Conv2d stem works.
         pretrained: False (random init, logged), True (timm's ImageNet weights: network or
-            cache) or the path of a local weights file (safetensors or .pth) timm loads.
+            cache), "auto" (those weights when available, else random init with a warning) or
+            the path of a local weights file (safetensors or .pth) timm loads.
         input_mode: "full", "256x72" or "72x72" (see ``INPUT_MODES``).
         instance_norm: replace the encoder's LayerNorms by InstanceNorm (the baseline does).
         decoder_channels: widths of the decoder stages, deepest first (the last
@@ -390,16 +412,13 @@ def build_convnext_unet(
                 f"fusion_weights needs {len(layers)} non-negative weights (one per decoder_layers"
                 f" entry) with a positive sum, got {list(fusion_weights)}"
             )
-    use_weights, extra = _pretrained_options(pretrained)
-    if not use_weights:
-        log.info("convnext_unet: backbone %s randomly initialised (pretrained=False)", backbone)
-    encoder = create_backbone(
+    encoder = backbone_with_weights(
         backbone,
-        use_weights,
+        pretrained,
+        "convnext_unet",
         features_only=True,
         in_chans=survey.n_shots,
         drop_path_rate=drop_path_rate,
-        **extra,
     )
     adapt_stem(encoder, INPUT_MODES[input_mode])
     if instance_norm:

@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from timm.models.eva import Eva, EvaBlock
 from torch import nn
 
-from seisinv.models.backbones import create_backbone
-from seisinv.models.convnext_unet import _pretrained_options
+from seisinv.models.convnext_unet import backbone_with_weights
 from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
@@ -153,7 +152,8 @@ def build_gwi_vit(
         survey: gives shots, the (nz, nx) grid and the velocity range.
         backbone: None (a DINOv2-S/14-style EVA with registers and RoPE from the options below)
             or a timm ViT/EVA name (e.g. ``vit_small_patch14_reg4_dinov2``), whose sizes win.
-        pretrained: False, True (timm's weights for ``backbone``) or a local weights file.
+        pretrained: False, True (timm's weights for ``backbone``), "auto" (those when
+            available, else random init with a warning) or a local weights file.
         time_size: time samples per shot in the image (350: 1000 -> 350).
         shot_width: receivers per shot in the image (70; 5 shots -> 350 columns).
         image_size: side of the square image the encoder sees (raise it between stages).
@@ -177,16 +177,15 @@ def build_gwi_vit(
     if decoder_depth < 0:
         raise ValueError(f"decoder_depth must be >= 0, got {decoder_depth}")
     if backbone is not None:
-        use_weights, extra = _pretrained_options(pretrained)
-        encoder = create_backbone(
+        encoder = backbone_with_weights(
             backbone,
-            use_weights,
+            pretrained,
+            "gwi_vit",
             img_size=pos_embed_size,
             in_chans=1,
             num_classes=0,
             dynamic_img_size=True,
             drop_path_rate=drop_path_rate,
-            **extra,
         )
         if not hasattr(encoder, "forward_features") or not hasattr(encoder, "patch_embed"):
             raise ValueError(f"backbone {backbone!r} is not a timm ViT/EVA")
@@ -212,8 +211,7 @@ def build_gwi_vit(
             dynamic_img_size=True,
             drop_path_rate=drop_path_rate,
         )
-    if not pretrained:
-        log.info("gwi_vit: encoder randomly initialised (pretrained=False)")
+        log.info("gwi_vit: encoder randomly initialised (no backbone name)")
     # The classifier pooling pieces are never used: drop them so every parameter trains.
     if hasattr(encoder, "fc_norm"):
         encoder.fc_norm = nn.Identity()
