@@ -65,6 +65,14 @@ def test_ddim_returns_samples_mean_and_spread_of_the_right_shapes(steps: int) ->
         torch.testing.assert_close(model(gathers), model.predict_with_spread(gathers)[0])
 
 
+def test_prediction_is_float32_under_autocast() -> None:
+    model = tiny().eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        velocity = model(torch.randn(2, *SURVEY.gather_shape))
+        one_step = model.train()(torch.randn(2, *SURVEY.gather_shape))
+    assert velocity.dtype == one_step.dtype == torch.float32
+
+
 class Oracle(nn.Module):
     """A denoiser that always predicts the same clean map (normalised units)."""
 

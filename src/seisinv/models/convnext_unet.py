@@ -310,8 +310,11 @@ class ConvNeXtUNet(nn.Module):
                     f"decoder_layers index {index} out of range for {n_outputs} decoder outputs"
                 )
         self.fusion = DecoderFusion(out_channels, layers, fusion_mode, fusion_weights)
+        # Probe the decoder's output size once, in eval mode (no BatchNorm statistics change).
         with torch.no_grad():
+            self.eval()
             finest = self._decode(torch.zeros(1, n_shots, *probe_size))
+            self.train()
         self.head = ExactHead(out_channels[-1], tuple(finest.shape[-2:]), nz, nx)
         self.output = VelocityOutput(nz, nx, vmin, vmax, output_activation)
 

@@ -212,7 +212,8 @@ class DiffusionVel(nn.Module):
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., 1, *grid)`` in [-1, 1] -> ``(..., nz, nx)`` survey units (padding dropped)."""
-        x = x[..., 0, : self.nz, : self.nx].clamp(-1.0, 1.0)
+        # float32 even under bf16/fp16 autocast (half precision would quantise velocities).
+        x = x[..., 0, : self.nz, : self.nx].float().clamp(-1.0, 1.0)
         return self.vmin + (self.vmax - self.vmin) * (x + 1.0) / 2.0
 
     def condition(self, gathers: torch.Tensor) -> torch.Tensor:
@@ -270,7 +271,7 @@ class DiffusionVel(nn.Module):
         times = ddim_timesteps(self.timesteps, self.sample_steps if steps is None else steps)
         for i, t in enumerate(times):
             t_batch = torch.full((n * batch,), t, device=cond.device, dtype=torch.long)
-            x0 = self.denoiser(x, t_batch, cond)
+            x0 = self.denoiser(x, t_batch, cond).float()
             if i == len(times) - 1:
                 x = x0
                 break
