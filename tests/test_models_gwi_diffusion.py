@@ -130,7 +130,8 @@ def test_diffusion_loss_term_calls_the_model_and_rebuilds() -> None:
         unbound(layered(), layered(), gathers)
 
 
-def test_diffusion_trains_through_the_trainer(tmp_path, tiny_survey) -> None:
+def tiny_run(tmp_path, survey, model: str, loss: str, extra=()):
+    """Train ``model`` (its tiny size) for 2 epochs on 6 layered maps with random gathers."""
     import numpy as np
     import yaml
 
@@ -141,33 +142,54 @@ def test_diffusion_trains_through_the_trainer(tmp_path, tiny_survey) -> None:
     folder = tmp_path / "FlatVel_A"
     folder.mkdir()
     n = 6
-    velocity = np.linspace(1600, 4000, tiny_survey.nz, dtype=np.float32)[None, None, :, None]
-    velocity = np.broadcast_to(velocity, (n, 1, tiny_survey.nz, tiny_survey.nx)).copy()
-    np.save(folder / "data1.npy", rng.standard_normal((n, *tiny_survey.gather_shape), "float32"))
+    velocity = np.linspace(1600, 4000, survey.nz, dtype=np.float32)[None, None, :, None]
+    velocity = np.broadcast_to(velocity, (n, 1, survey.nz, survey.nx)).copy()
+    np.save(folder / "data1.npy", rng.standard_normal((n, *survey.gather_shape), "float32"))
     np.save(folder / "model1.npy", velocity)
-    (tmp_path / "survey.yaml").write_text(yaml.safe_dump(tiny_survey.to_dict()))
-    options = size_options("diffusion_vel", "tiny")
+    (tmp_path / "survey.yaml").write_text(yaml.safe_dump(survey.to_dict()))
     config = load_config(
         "tiny-openfwi",
         [
             f"data.train=[{folder}]",
             f"data.survey={tmp_path / 'survey.yaml'}",
             "data.transforms=[{name: resample, length: 64}, {name: zscore}]",
-            "model.name=diffusion_vel",
-            f"model.options={json.dumps(options)}",
-            "loss.terms=[{name: diffusion, weight: 1.0}]",
+            f"model.name={model}",
+            f"model.options={json.dumps(size_options(model, 'tiny'))}",
+            f"loss.terms=[{{name: {loss}, weight: 1.0}}]",
             "logging.progress=false",
             "logging.tensorboard=false",
             "epochs=2",
             "batch_size=2",
+            *extra,
         ],
     )
-    result = train(config, tmp_path / "run")
+    return train(config, tmp_path / "run")
+
+
+def test_diffusion_trains_through_the_trainer(tmp_path, tiny_survey) -> None:
+    import numpy as np
+
+    from seisinv.training.run import load_run
+
+    result = tiny_run(tmp_path, tiny_survey, "diffusion_vel", "diffusion")
     assert result.step > 0 and result.history
-    losses = [
-        entry["parts"]["diffusion"] if "parts" in entry else entry["loss"]
-        for entry in result.history
-    ]
+    losses = [entry.get("loss") for entry in result.history]
     assert all(np.isfinite(losses)), result.history
     # Validation ran on the DDIM mean of the eval-mode model (bounded maps, finite MAE).
     assert np.isfinite(result.last_val["mae"]) and result.last_val["mae"] < 3000
+    # The inference side's hook on a reloaded run.
+    run = load_run(tmp_path / "run", which="model", checkpoint="last", device="cpu")
+    gathers = run.pipeline(torch.randn(2, *tiny_survey.gather_shape))
+    with torch.no_grad():
+        mean, spread = run.model.predict_with_spread(gathers)
+    assert mean.shape == spread.shape == (2, tiny_survey.nz, tiny_survey.nx)
+
+
+def test_learned_ensemble_trains_its_weights_through_the_trainer(tmp_path, tiny_survey) -> None:
+    from seisinv.training.run import load_run
+
+    tiny_run(tmp_path, tiny_survey, "learned_ensemble", "l1", ["optimizer.lr=1.0e-2"])
+    run = load_run(tmp_path / "run", which="model", checkpoint="last", device="cpu")
+    logits = run.model.logits.detach()
+    assert logits.abs().max() > 0  # moved from the zero initialisation: learned jointly
+    torch.testing.assert_close(run.model.weights().sum(), torch.tensor(1.0))
