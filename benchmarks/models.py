@@ -140,7 +140,7 @@ def main() -> None:
 
     from seisinv.models import list_models
 
-    names = [n for n in args.models.split(",") if n] or list_models()
+    names = [n for n in args.models.split(",") if n] or list_models("gathers")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.devices != "auto":
         devices = args.devices.split(",")

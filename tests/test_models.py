@@ -54,7 +54,7 @@ def tiny_model(name: str, survey):
 
 
 @pytest.mark.parametrize("survey_name", sorted(SURVEYS))
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("gathers"))
 def test_model_contract(name: str, survey_name: str) -> None:
     survey = SURVEYS[survey_name]
     model = tiny_model(name, survey)
@@ -88,7 +88,7 @@ def test_model_contract(name: str, survey_name: str) -> None:
 
 
 @pytest.mark.parametrize("survey_name", sorted(SURVEYS))
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("gathers"))
 def test_model_fits_one_batch(name: str, survey_name: str) -> None:
     survey = SURVEYS[survey_name]
     model = tiny_model(name, survey).train()
@@ -142,7 +142,7 @@ def test_model_variants(name: str, options: dict) -> None:
     )
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("gathers"))
 def test_model_accepts_transformed_input_lengths(name: str) -> None:
     # Data transforms resample and pad: time and receiver counts differ from the survey's.
     survey = TINY_SPEED_STRUCTURE
@@ -226,7 +226,7 @@ def test_real_kaggle_sample_through_every_tiny_model(shared_data) -> None:
 
     gathers = torch.from_numpy(np.load(shared_data / "gwi_test_000039dca2.npy"))[None]
     gathers = (gathers - gathers.mean()) / gathers.std()
-    for name in list_models():
+    for name in list_models("gathers"):
         model = tiny_model(name, OPENFWI).eval()
         with torch.no_grad():
             velocity = model(gathers)

@@ -312,9 +312,6 @@ def test_physics_loss_is_zero_for_the_true_model_and_differentiable():
     misfit.sum().backward()
     assert float(misfit[0].detach()) > 1e-3
     assert wrong.grad is not None and float(wrong.grad.abs().sum()) > 0
-    resampling = build_pipeline([{"name": "resample", "length": 60}], survey)
-    with pytest.raises(ConfigError, match="resample"):
-        LOSSES.get("physics")(LossContext(survey, resampling))
 
 
 # ---- checkpoints -----------------------------------------------------------------------------

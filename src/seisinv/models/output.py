@@ -11,8 +11,10 @@ from torch import nn
 
 from seisinv.errors import DataError
 
-OutputActivation = Literal["sigmoid", "tanh", "clamp"]
-OUTPUT_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "clamp")
+OutputActivation = Literal["sigmoid", "tanh", "clamp", "softplus"]
+OUTPUT_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "clamp", "softplus")
+# softplus(x + SOFTPLUS_SHIFT) = 0.5 at x = 0, so zero logits give the range midpoint.
+SOFTPLUS_SHIFT = -0.43275212956718856  # log(exp(0.5) - 1)
 
 
 def bound_velocity(
@@ -23,7 +25,9 @@ def bound_velocity(
     ``sigmoid``: ``vmin + (vmax - vmin) * sigmoid(x)`` (for Speed & Structure's 1.5..4.5 km/s this
     is the winners' ``sigmoid(x) * 3 + 1.5``); ``tanh``: OpenFWI's tanh output rescaled from
     [-1, 1]; ``clamp``: linear ``vmin + (vmax - vmin) * (x + 0.5)`` clipped at the bounds (zero
-    gradient outside them).
+    gradient outside them); ``softplus``: seed 004's "SoftPlus + offset", the offset ``vmin``
+    plus ``(vmax - vmin) * softplus(x - 0.433)`` (zero logits give the midpoint), capped at
+    ``vmax`` (zero gradient above it).
 
     Args:
         logits: any shape, float.
@@ -37,6 +41,8 @@ def bound_velocity(
         unit = 0.5 * (torch.tanh(logits) + 1.0)
     elif activation == "clamp":
         unit = torch.clamp(logits + 0.5, 0.0, 1.0)
+    elif activation == "softplus":
+        unit = torch.clamp(F.softplus(logits + SOFTPLUS_SHIFT), max=1.0)
     else:
         raise ValueError(f"output_activation {activation!r}; use one of {OUTPUT_ACTIVATIONS}")
     return vmin + span * unit

@@ -23,10 +23,24 @@ ModelBuilder = Callable[..., nn.Module]
 
 MODELS: Registry[ModelBuilder] = Registry("model")
 
+# What a model's forward takes, for the few that do not take gathers: "velocity" maps
+# (batch, nz, nx) in survey units (e.g. ``family_classifier``). Default "gathers".
+MODEL_INPUTS: dict[str, str] = {}
 
-def list_models() -> list[str]:
-    """Names of every registered architecture, sorted."""
-    return MODELS.names()
+
+def model_input(name: str) -> str:
+    """``"gathers"`` (forward takes (batch, shots, time, receivers)) or ``"velocity"``."""
+    MODELS.get(name)
+    return MODEL_INPUTS.get(name, "gathers")
+
+
+def list_models(input: str | None = None) -> list[str]:
+    """Names of every registered architecture, sorted; ``input`` keeps those taking that input
+    (``"gathers"`` or ``"velocity"``, see ``model_input``)."""
+    names = MODELS.names()
+    if input is None:
+        return names
+    return [name for name in names if model_input(name) == input]
 
 
 def model_options(name: str) -> dict[str, Any]:

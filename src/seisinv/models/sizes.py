@@ -63,6 +63,64 @@ MODEL_SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "max_queries": 16,
         },
         "full": {"embed_dim": 256, "num_heads": 8, "encoder_layers": 4, "decoder_layers": 4},
+        # Seed 004's Config: embed_dim 512, num_heads 8, num_layers 12 (12 attention layers in
+        # the encoder as 6 within-shot + across-shot pairs, 12 in the query decoder), MLP head
+        # with SoftPlus + offset.
+        "seed": {
+            "embed_dim": 512,
+            "num_heads": 8,
+            "encoder_layers": 6,
+            "decoder_layers": 12,
+            "head": "mlp",
+            "output_activation": "softplus",
+        },
+    },
+    "convnext_unet": {
+        "tiny": {
+            "backbone": "test_convnext",
+            "input_mode": "72x72",
+            "decoder_channels": [16, 8, 8],
+            "decoder_layers": [-1, -2],
+        },
+        "full": {"backbone": "convnext_small", "input_mode": "full"},
+    },
+    "learned_ensemble": {
+        "tiny": {
+            "members": ["inversionnet", "inversionnet"],
+            "member_options": {"inversionnet": {"width": 0.25}},
+        },
+        "full": {"members": ["xattn", "xattn", "xattn"], "member_options": {}},
+    },
+    "diffusion_vel": {
+        "tiny": {
+            "timesteps": 50,
+            "sample_steps": 3,
+            "n_samples": 2,
+            "base_channels": 8,
+            "levels": 2,
+            "cond_channels": 4,
+            "encoder_time": 32,
+            "encoder_channels": 8,
+        },
+        "full": {"base_channels": 64, "levels": 3, "cond_channels": 32, "encoder_channels": 64},
+    },
+    "gwi_vit": {
+        "tiny": {
+            "time_size": 28,
+            "shot_width": 8,
+            "image_size": 28,
+            "pos_embed_size": 28,
+            "patch_size": 7,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "decoder_depth": 1,
+        },
+        "full": {"image_size": 350, "depth": 12, "decoder_depth": 12},
+    },
+    "family_classifier": {
+        "tiny": {"width": 4, "depth": 2},
+        "full": {"width": 32, "depth": 4},
     },
 }
 

@@ -12,13 +12,17 @@ transformer decoder whose queries are the cells of a coarse output grid.
 3. A transformer decoder with learned positional queries, one per cell of a coarse output grid
    (at most ``max_queries`` cells, the survey grid divided by a power of two), attends to all
    tokens of all shots.
-4. The query map is upsampled by 2x bilinear + 3 x 3 convolution stages to the survey grid,
-   centre-cropped to ``(nz, nx)`` and bounded to the velocity range.
+4. ``head="conv"``: the query map is upsampled by 2x bilinear + 3 x 3 convolution stages to the
+   survey grid. ``head="mlp"`` (seed 004's decoder): an MLP turns each query into the
+   ``f x f`` block of velocities of its coarse cell (a PixelShuffle), and the output activation
+   is typically ``softplus`` (seed 004's "SoftPlus + offset"). Either map is centre-cropped to
+   ``(nz, nx)`` and bounded to the velocity range.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +32,8 @@ from seisinv.models.layers import conv_block
 from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
+
+XattnHead = Literal["conv", "mlp"]
 
 
 def coarse_grid(nz: int, nx: int, max_queries: int) -> tuple[int, int, int]:
@@ -116,9 +122,10 @@ class CrossAttentionNet(nn.Module):
         dropout: float,
         max_queries: int,
         output_activation: str,
+        head: str = "conv",
     ) -> None:
         super().__init__()
-        self.n_shots = n_shots
+        self.n_shots, self.head = n_shots, head
         stem = MultiScaleTimeConv(time_kernels, conv_channels, time_stride)
         self.features = nn.Sequential(
             stem,
@@ -152,13 +159,24 @@ class CrossAttentionNet(nn.Module):
             decoder_layers,
         )
         self.query_norm = nn.LayerNorm(embed_dim)
-        upsample: list[nn.Module] = []
-        channels = embed_dim
-        for _ in range(stages):
-            out = max(conv_channels, channels // 2)
-            upsample += [nn.Upsample(scale_factor=2, mode="bilinear"), conv_block(channels, out)]
-            channels = out
-        self.upsample = nn.Sequential(*upsample, nn.Conv2d(channels, 1, 3, 1, 1))
+        self.block = 2**stages
+        if head == "mlp":
+            self.mlp_head = nn.Sequential(
+                nn.Linear(embed_dim, embed_dim),
+                nn.GELU(),
+                nn.Linear(embed_dim, self.block * self.block),
+            )
+        else:
+            upsample: list[nn.Module] = []
+            channels = embed_dim
+            for _ in range(stages):
+                out = max(conv_channels, channels // 2)
+                upsample += [
+                    nn.Upsample(scale_factor=2, mode="bilinear"),
+                    conv_block(channels, out),
+                ]
+                channels = out
+            self.upsample = nn.Sequential(*upsample, nn.Conv2d(channels, 1, 3, 1, 1))
         self.output = VelocityOutput(nz, nx, vmin, vmax, output_activation)
         for embedding in (self.token_pos, self.shot_embed, self.queries):
             nn.init.trunc_normal_(embedding, std=0.02)
@@ -173,8 +191,12 @@ class CrossAttentionNet(nn.Module):
         for layer in self.encoder:
             tokens = layer(tokens)
         memory = self.memory_norm(tokens.flatten(1, 2))
-        queries = self.decoder(self.queries.expand(batch, -1, -1), memory)
-        grid = self.query_norm(queries).transpose(1, 2).reshape(batch, -1, *self.query_grid)
+        queries = self.query_norm(self.decoder(self.queries.expand(batch, -1, -1), memory))
+        if self.head == "mlp":
+            (gz, gx), f = self.query_grid, self.block
+            blocks = self.mlp_head(queries).reshape(batch, gz, gx, f, f).permute(0, 1, 3, 2, 4)
+            return self.output(blocks.reshape(batch, 1, gz * f, gx * f))
+        grid = queries.transpose(1, 2).reshape(batch, -1, *self.query_grid)
         return self.output(self.upsample(grid))
 
 
@@ -194,6 +216,7 @@ def build_xattn(
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
     max_queries: int = 256,
+    head: XattnHead = "conv",
     output_activation: OutputActivation = "sigmoid",
 ) -> CrossAttentionNet:
     """Cross-source attention transformer sized for ``survey``.
@@ -211,7 +234,10 @@ def build_xattn(
         decoder_layers: transformer decoder layers over the output-grid queries.
         mlp_ratio, dropout: transformer MLP width factor and dropout.
         max_queries: most output-grid queries; the grid is the survey grid over a power of two.
-        output_activation: "sigmoid", "tanh" or "clamp", scaled to [vmin, vmax].
+        head: "conv" (bilinear + conv upsampling of the query map) or "mlp" (seed 004: an MLP
+            per query gives its cell's block of velocities).
+        output_activation: "sigmoid", "tanh", "clamp" or "softplus" (seed 004's SoftPlus +
+            offset), scaled to [vmin, vmax].
     """
     check_activation(output_activation)
     if pretrained:
@@ -220,6 +246,8 @@ def build_xattn(
         raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
     if not time_kernels or min(time_kernels) < 1:
         raise ValueError(f"time_kernels must be positive lengths, got {time_kernels}")
+    if head not in ("conv", "mlp"):
+        raise ValueError(f"head {head!r}; use 'conv' or 'mlp'")
     if len(token_grid) != 2 or min(token_grid) < 1 or max_queries < 1 or time_stride < 1:
         raise ValueError("token_grid, max_queries and time_stride must be positive")
     return CrossAttentionNet(
@@ -240,4 +268,5 @@ def build_xattn(
         dropout,
         max_queries,
         output_activation,
+        head,
     )

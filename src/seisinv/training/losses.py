@@ -31,10 +31,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class LossContext:
-    """What a loss builder may need: the survey and the fitted data pipeline (or None)."""
+    """What a loss builder may need: the survey, the fitted data pipeline (or None) and the
+    model being trained (or None; the ``diffusion`` term calls its ``training_loss``)."""
 
     survey: Survey
     pipeline: Any = None
+    model: Any = None
 
 
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
@@ -141,29 +143,75 @@ def smoothness(ctx: LossContext) -> LossFn:
     return fn
 
 
+def _torch_step(step) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One fitted ``seisinv.data`` pipeline step as a differentiable torch function on
+    ``(batch, shots, time, receivers)`` tensors, equal to the numpy step (same matrices, same
+    layouts; see ``seisinv.data.transforms``)."""
+    p = step.params
+    if step.name == "scale":
+        return lambda x: x * p["factor"]
+    if step.name == "zscore":
+        return lambda x: (x - step.stats["mean"]) / step.stats["std"]
+    if step.name == "clip":
+        return lambda x: x.clamp(p["low"], p["high"])
+    if step.name == "resample":
+
+        def resample(x: torch.Tensor) -> torch.Tensor:
+            from seisinv.data.transforms import resampling_matrix
+
+            if x.shape[-2] == p["length"]:
+                return x
+            matrix = torch.from_numpy(resampling_matrix(x.shape[-2], p["length"]).toarray())
+            return torch.einsum("kt,...tr->...kr", matrix.to(x.device, x.dtype), x)
+
+        return resample
+    if step.name == "crop":
+        return lambda x: x[..., p["start"] : p["start"] + p["length"], :]
+    if step.name == "time_to_width":
+
+        def time_to_width(x: torch.Tensor) -> torch.Tensor:
+            *lead, shots, time, receivers = x.shape
+            c = p["chunks"]
+            out = x.reshape(*lead, shots, c, time // c, receivers).movedim(-3, -2)
+            return out.reshape(*lead, shots, time // c, c * receivers)
+
+        return time_to_width
+    if step.name == "pad_receivers":
+
+        def pad(x: torch.Tensor) -> torch.Tensor:
+            extra = p["to"] - x.shape[-1]
+            if p.get("mode", "constant") == "edge":
+                return torch.cat([x, x[..., -1:].expand(*x.shape[:-1], extra)], dim=-1)
+            return torch.nn.functional.pad(x, (0, extra))
+
+        return pad
+    if step.name == "shots_side_by_side":
+
+        def side_by_side(x: torch.Tensor) -> torch.Tensor:
+            *lead, shots, time, receivers = x.shape
+            return x.movedim(-3, -2).reshape(*lead, 1, time, shots * receivers)
+
+        return side_by_side
+    raise ConfigError(
+        f"loss physics: pipeline step {step.name!r} has no differentiable torch version; "
+        "supported: scale, zscore, clip, resample, crop, time_to_width, pad_receivers, "
+        "shots_side_by_side"
+    )
+
+
 def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The fitted pipeline's amplitude steps as a torch function, so gradients pass through it.
+    """The fitted pipeline as a torch function, so gradients pass through it.
 
     ``seisinv.data.Pipeline`` works in numpy (a data-loading step); the physics loss needs the
-    same mapping on simulated tensors with gradients. Supports ``scale``, ``zscore`` and ``clip``
-    steps (the ones that keep the gather shape).
+    same mapping on simulated tensors with gradients. Every registered step has a torch
+    version (amplitude steps and the shape-changing resample, crop, time_to_width,
+    pad_receivers, shots_side_by_side), so the simulated raw-domain gathers land in exactly the
+    network input's domain and shape.
 
     Raises:
-        ConfigError: the pipeline holds a step that changes the gather shape.
+        ConfigError: the pipeline holds a step without a torch version.
     """
-    ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
-    for step in getattr(pipeline, "steps", []):
-        if step.name == "scale":
-            ops.append(lambda x, f=step.params["factor"]: x * f)
-        elif step.name == "zscore":
-            ops.append(lambda x, m=step.stats["mean"], s=step.stats["std"]: (x - m) / s)
-        elif step.name == "clip":
-            ops.append(lambda x, lo=step.params["low"], hi=step.params["high"]: x.clamp(lo, hi))
-        else:
-            raise ConfigError(
-                f"loss physics: pipeline step {step.name!r} changes the gathers' shape; "
-                "the physics loss supports pipelines of scale, zscore and clip steps only"
-            )
+    ops = [_torch_step(step) for step in getattr(pipeline, "steps", [])]
 
     def apply(gathers: torch.Tensor) -> torch.Tensor:
         for op in ops:
@@ -177,8 +225,10 @@ def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
 def physics(ctx: LossContext, device: str = "auto") -> LossFn:
     """Data misfit: forward-model pred with ``seisinv.physics.simulate``, compare with the input.
 
-    The simulated gathers ``(batch, shots, nt, receivers)`` go through the fitted pipeline (as
-    torch operations, see ``differentiable_pipeline``) like the network input; each sample's
+    The predicted map is simulated in the raw survey domain (``(batch, shots, nt, receivers)``)
+    and the simulated gathers go through the run's fitted pipeline (as torch operations, see
+    ``differentiable_pipeline``: resampling, crops and pads included) like the network input,
+    so both are compared in the network input's domain; each sample's
     misfit is ``mean((sim - gathers)^2) / mean(gathers^2)``, 0 for a perfect prediction of
     noise-free data. Costs one wave simulation per sample and step: small surveys only.
     """
@@ -191,6 +241,39 @@ def physics(ctx: LossContext, device: str = "auto") -> LossFn:
         observed = gathers.float()
         power = observed.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
         return (simulated - observed).pow(2).mean(dim=(1, 2, 3)) / power
+
+    return fn
+
+
+@LOSSES.register("diffusion")
+def diffusion(ctx: LossContext) -> LossFn:
+    """The model's own denoising loss: ``model.training_loss(gathers, target)`` per sample.
+
+    For generative models such as ``diffusion_vel`` (DDPM objective: mean squared error of the
+    predicted clean map, normalised to [-1, 1]); ``pred`` is not used. Single-process training
+    only: under multi-process DDP the model is called outside its DDP wrapper, so the term
+    refuses to build there.
+
+    Raises:
+        ConfigError: a model without ``training_loss`` or DDP (at build); no model in the
+            context (when called: a context without a model only validates recipes).
+    """
+    model = ctx.model
+    if model is not None and not callable(getattr(model, "training_loss", None)):
+        name = getattr(model, "seisinv_config", {}).get("name")
+        raise ConfigError(
+            f"loss diffusion needs a model with training_loss (e.g. diffusion_vel); got {name!r}"
+        )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            raise ConfigError("loss diffusion supports single-process training only (no DDP)")
+
+    def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
+        if model is None:  # a context built only to validate a recipe has no model
+            raise ConfigError(
+                "loss diffusion needs the model: build the loss with LossContext(model=...)"
+            )
+        return model.training_loss(gathers, target)
 
     return fn
 

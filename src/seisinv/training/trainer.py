@@ -551,7 +551,7 @@ def train(
             ckpt.load_weights(model, init_weights, init_file)
         except CheckpointError as exc:
             raise CheckpointError(f"init_from {config.init_from!r}: {exc}") from None
-    loss = Loss(config.loss, LossContext(survey, data.pipeline))
+    loss = Loss(config.loss, LossContext(survey, data.pipeline, model))
     task = build_task(config.task, model, loss, survey)
     if config.task == "velocity":
         from seisinv.training.device_flip import setup_device_flip
