@@ -22,21 +22,6 @@ def _floats(text: str | None) -> list[float] | None:
         raise SeisinvError(f"--weights {text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
 
 
-def _read_plan(path: Path) -> dict[str, list[float]]:
-    """Weights of an ``ensemble.json`` written by an earlier ``seisinv ensemble`` fit."""
-    import json
-
-    from seisinv.errors import SeisinvError
-
-    try:
-        weights = json.loads(path.read_text())["weights"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SeisinvError(f"--plan {path}: not an ensemble.json with 'weights' ({exc})") from None
-    if not weights:
-        raise SeisinvError(f"--plan {path}: holds no weights (was it a mean/median ensemble?)")
-    return weights
-
-
 def register(app: typer.Typer) -> None:
     """Add ``predict``, ``ensemble`` and ``submit`` to ``app``."""
 
@@ -77,64 +62,76 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ensemble")
     def ensemble_command(
-        members: list[Path] = typer.Argument(..., help="Prediction directories to combine."),
+        members: list[Path] = typer.Argument(
+            ..., help="Prediction directories to combine (ensemble outputs too: ensembles of ensembles)."
+        ),
         out: Path = typer.Option(..., "--out", help="Output prediction directory (with spread/)."),
-        method: str = typer.Option("mean", "--method", help="mean, median or weighted."),
-        weights: str = typer.Option(None, "--weights", help="Comma-separated member weights."),
+        method: str = typer.Option(
+            "mean", "--method", help="mean, median, weighted or hill_climb (greedy selection)."
+        ),
+        weights: str = typer.Option(None, "--weights", help="Comma-separated member weights, e.g. 0.6,0.4."),
         fit_on: Path = typer.Option(
-            None, "--fit-on", help="Labelled dataset (or prediction dir) to fit weighted-mean weights on."
+            None, "--fit-on",
+            help="Labelled dataset (or prediction dir) to fit weights / hill climbing / bias on.",
         ),
         plan_file: Path = typer.Option(
-            None, "--plan", help="Apply the weights of an earlier fit (its OUT/ensemble.json)."
+            None, "--plan", help="Apply the weights and post-processing of an earlier OUT/ensemble.json."
         ),
         metric: str = typer.Option("mae", "--metric", help="Metric the weight fit minimises: mae, mse, mape."),
-        per_family: bool = typer.Option(False, "--per-family", help="Fit one weight vector per family."),
+        per_family: bool = typer.Option(False, "--per-family", help="Fit and apply one weight vector per family."),
+        classifier: Path = typer.Option(
+            None, "--classifier",
+            help="Family-classifier run: gives test samples their family (with --per-family).",
+        ),
+        post: list[str] = typer.Option(
+            None, "--post", help="Post-processing step name[:k=v,...]; repeat for a chain (in order)."
+        ),
+        device: str = typer.Option("auto", "--device", help="Device for --classifier: auto, cpu, cuda."),
     ) -> None:
         """Combine prediction directories sample by sample; the spread across members is kept."""
         from rich.console import Console
 
         from seisinv.errors import SeisinvError
-        from seisinv.evaluation.truth import load_truth
-        from seisinv.inference.ensemble import METHODS, EnsemblePlan, ensemble_stores, fit_plan
-        from seisinv.inference.store import PredictionStore
-        from seisinv.io import write_json
+        from seisinv.inference.ensemble import METHODS
+        from seisinv.inference.ensemble_job import run_ensemble
+        from seisinv.inference.postprocess import parse_post
 
         console = Console(stderr=True)
         if method not in METHODS:
             raise SeisinvError(f"--method {method!r}; use one of {', '.join(METHODS)}")
-        stores = [PredictionStore(m) for m in members]
-        plan = EnsemblePlan(method=method)
-        families: dict[str, str | None] = {}
-        if method == "weighted":
-            if sum(x is not None for x in (weights, fit_on, plan_file)) != 1:
-                raise SeisinvError(
-                    "--method weighted needs exactly one of --weights, --fit-on or --plan"
-                )
-            if fit_on is not None:
-                truth = load_truth(fit_on, stores[0].survey)
-                families = {k: r.family for k, r in truth.items()}
-                plan = fit_plan(
-                    stores, {k: (r.velocity, r.family) for k, r in truth.items()},
-                    metric=metric, per_family=per_family,
-                )
-            elif plan_file is not None:
-                plan.weights = _read_plan(plan_file)
-            else:
-                plan.weights = {"*": _floats(weights)}
-        elif weights is not None or fit_on is not None or plan_file is not None:
-            raise SeisinvError("--weights / --fit-on / --plan only apply to --method weighted")
-        info = {"members": [str(m) for m in members], **plan.to_dict()}
-        out_store = PredictionStore(
-            out, stores[0].survey, source=f"ensemble {method} of {len(stores)}", info=info
+        given = [flag for flag, value in (("--weights", weights), ("--fit-on", fit_on),
+                                          ("--plan", plan_file)) if value is not None]
+        if METHODS[method].needs_weights and len(given) != 1:
+            raise SeisinvError(f"--method {method} needs exactly one of --weights, --fit-on or --plan")
+        if not METHODS[method].needs_weights and ("--weights" in given or "--plan" in given):
+            raise SeisinvError("--weights / --plan only apply to --method weighted or hill_climb")
+        if classifier is not None and not per_family:
+            raise SeisinvError("--classifier gives test samples a family for --per-family weights; "
+                               "add --per-family")
+        specs = [parse_post(text) for text in post or []]
+        model = None
+        if classifier is not None:
+            from seisinv.training import load_run
+
+            model = load_run(classifier, device=device).model
+        result = run_ensemble(
+            members, out, method=method, weights=_floats(weights), fit_on=fit_on, plan=plan_file,
+            metric=metric, per_family=per_family, classifier=model, post=specs,
         )
-        out_store.refuse_other_settings(info, "two ensembles")
-        write_json(out / "ensemble.json", info)
-        done = ensemble_stores(stores, out_store, plan, families)
-        if plan.weights:
-            for family, w in plan.weights.items():
+        if result.plan.weights:
+            for family, w in result.plan.weights.items():
                 label = "all families" if family == "*" else family
                 console.print(f"weights ({label}): " + ", ".join(f"{x:.3f}" for x in w), markup=False)
-        console.print(f"combined {done} sample(s) from {len(stores)} member(s) -> {out}", markup=False)
+        if result.post:
+            console.print("post-processing: " + " -> ".join(s["name"] for s in result.post), markup=False)
+        if result.predicted_families:
+            counts: dict[str, int] = {}
+            for family in result.predicted_families.values():
+                counts[family] = counts.get(family, 0) + 1
+            console.print("classifier families: " + ", ".join(f"{f} {n}" for f, n in sorted(counts.items())),
+                          markup=False)
+        console.print(f"combined {result.written} sample(s) from {len(members)} member(s) -> {out}",
+                      markup=False)
 
     @app.command("submit")
     def submit_command(
