@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Option(None, "--run", help="Training run directory (uses checkpoints/best)."),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="A checkpoint directory instead of --run."),
         tta: str = typer.Option(
-            "none", "--tta", help="Test-time augmentation: none, flip, noise, scale, or a comma list."
+            "none", "--tta",
+            help="Test-time augmentation: none, or a comma list of flip, noise, scale (and identity), "
+            "each optionally weighted: flip:1,noise:0.5.",
         ),
         weights: str = typer.Option("ema", "--weights", help="ema (default) or model."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
