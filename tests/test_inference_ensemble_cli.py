@@ -65,7 +65,7 @@ def test_post_bias_is_fitted_on_validation_and_reapplied(stores):
     np.testing.assert_allclose(PredictionStore(out).read("s0"), truth.read("s0"), atol=0.01)
     # Without validation data a bias cannot be fitted.
     result = invoke(stores / "high", "--post", "bias", "--out", stores / "nofit")
-    assert isinstance(result.exception, SeisinvError) and "fit_on" in str(result.exception)
+    assert isinstance(result.exception, SeisinvError) and "--fit-on" in str(result.exception)
 
 
 def test_ensemble_of_ensembles_with_fixed_weights(stores):

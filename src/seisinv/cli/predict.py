@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         from seisinv.errors import SeisinvError
         from seisinv.inference.ensemble import METHODS
         from seisinv.inference.ensemble_job import run_ensemble
-        from seisinv.inference.postprocess import parse_post
+        from seisinv.inference.postprocess import FITTERS, parse_post
 
         console = Console(stderr=True)
         if method not in METHODS:
@@ -116,8 +116,20 @@ def register(app: typer.Typer) -> None:
             from seisinv.training import load_run
 
             model = load_run(classifier, device=device).model
+        truth = None
+        if fit_on is not None:
+            from seisinv.evaluation.truth import load_truth
+            from seisinv.inference.store import PredictionStore
+
+            truth = load_truth(fit_on, PredictionStore(members[0]).survey)
+        fitted_post = any(s["name"] in FITTERS and "offset" not in s for s in specs)
+        if fitted_post and fit_on is None:
+            raise SeisinvError("--post bias is fitted on validation data: add --fit-on VAL_DIR")
+        if fit_on is not None and not METHODS[method].needs_weights and not fitted_post:
+            raise SeisinvError("--fit-on only applies to --method weighted / hill_climb or a fitted "
+                               "--post step (bias)")
         result = run_ensemble(
-            members, out, method=method, weights=_floats(weights), fit_on=fit_on, plan=plan_file,
+            members, out, method=method, weights=_floats(weights), truth=truth, plan=plan_file,
             metric=metric, per_family=per_family, classifier=model, post=specs,
         )
         if result.plan.weights:

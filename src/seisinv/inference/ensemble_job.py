@@ -5,7 +5,7 @@ directory is an ordinary prediction directory (so it can be a member of another 
 ``ensemble.json``: the members, method, weights per family and the post-processing specs with
 their fitted parameters, which ``plan=`` reapplies to other predictions of the same members (fit
 on validation, apply to test). Families of test samples come from, in order: the labelled
-``fit_on`` data, a member's recorded ``predicted_families`` (a nested ensemble), and the family
+``truth`` samples, a member's recorded ``predicted_families`` (a nested ensemble), and the family
 classifier run on the members' mean prediction; the classifier's answers are written into the
 output manifest (``info.predicted_families``).
 """
@@ -69,7 +69,7 @@ def run_ensemble(
     out: str | Path,
     method: str = "mean",
     weights: Sequence[float] | None = None,
-    fit_on=None,
+    truth: dict | None = None,
     plan: str | Path | None = None,
     metric: str = "mae",
     per_family: bool = False,
@@ -84,12 +84,13 @@ def run_ensemble(
         out: the output prediction directory; must not be one of the members.
         method: a name of ``seisinv.inference.ensemble.METHODS``.
         weights: fixed member weights (weighted methods), e.g. ``[0.6, 0.4]``.
-        fit_on: labelled data (dataset path, source or prediction dir) to fit weights and fitted
-            post-processing (``bias``) on; its families select per-family weights.
+        truth: labelled validation samples ``id -> record`` with ``velocity`` (nz, nx) and
+            ``family`` (``seisinv.evaluation.truth.load_truth``) to fit weights and fitted
+            post-processing (``bias``) on; their families select per-family weights.
         plan: an earlier ``ensemble.json`` whose weights (and post specs, when ``post`` is empty)
             are reapplied.
         metric: what weight fits minimise ("mae", "mse", "mape").
-        per_family: fit one weight vector per family (with ``fit_on``) and apply per-family
+        per_family: fit one weight vector per family (with ``truth``) and apply per-family
             weights; with ``classifier``, test samples get their family from it.
         classifier: a family classifier module (``families`` + ``forward(velocity) -> logits``),
             or None.
@@ -100,19 +101,18 @@ def run_ensemble(
         SeisinvError: inconsistent arguments (named by their Python names); DataError for members
             that disagree or hold NaN.
     """
-    from seisinv.evaluation.truth import load_truth
     from seisinv.io import write_json
 
     spec = get_method(method)
-    given = [name for name, value in (("weights", weights), ("fit_on", fit_on), ("plan", plan))
+    given = [name for name, value in (("weights", weights), ("truth", truth), ("plan", plan))
              if value is not None]
     if spec.needs_weights and len(given) != 1:
-        raise SeisinvError(f"method {method!r} needs exactly one of weights=, fit_on= or plan=")
+        raise SeisinvError(f"method {method!r} needs exactly one of weights=, truth= or plan=")
     if not spec.needs_weights and ("weights" in given or "plan" in given):
         raise SeisinvError(f"weights= / plan= only apply to weighted methods, not {method!r}")
     post = [dict(s) for s in post]
-    if fit_on is not None and not spec.needs_weights and not _needs_fit(post):
-        raise SeisinvError(f"fit_on= has nothing to fit for method {method!r} without a fitted "
+    if truth is not None and not spec.needs_weights and not _needs_fit(post):
+        raise SeisinvError(f"truth= has nothing to fit for method {method!r} without a fitted "
                            "post-processing step (bias)")
     if classifier is not None and not per_family:
         raise SeisinvError("classifier= selects per-family weights; it needs per_family=True")
@@ -125,7 +125,6 @@ def run_ensemble(
 
     result_plan = EnsemblePlan(method=method)
     families: dict[str, str | None] = {}
-    truth = None
     if plan is not None:
         saved = read_plan(plan)
         result_plan.weights = saved["weights"]
@@ -134,15 +133,14 @@ def run_ensemble(
         post = post or list(saved.get("post", []))
     elif weights is not None:
         result_plan.weights = {"*": [float(w) for w in weights]}
-    if fit_on is not None:
-        truth = load_truth(fit_on, survey)
+    if truth is not None:
         families = {k: r.family for k, r in truth.items()}
         if spec.fit is not None:
             result_plan = fit_plan(stores, {k: (r.velocity, r.family) for k, r in truth.items()},
                                    metric=metric, per_family=per_family, method=method)
     if _needs_fit(post):
         if truth is None:
-            raise SeisinvError("post-processing 'bias' needs validation data: give fit_on= (or a "
+            raise SeisinvError("post-processing 'bias' needs validation data: give truth= (or a "
                                "plan= with a fitted bias)")
         ids = sorted(set(truth).intersection(stores[0].ids()))
         combined = np.stack([combine(np.stack([read_member(s, i) for s in stores]), method,
