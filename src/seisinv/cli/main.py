@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "evaluate",
     "fwi",
     "demo",
+    "pseudo_label",
 )
 
 
