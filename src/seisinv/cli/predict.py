@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         post: list[str] = typer.Option(
             None, "--post", help="Post-processing step name[:k=v,...]; repeat for a chain (in order)."
         ),
+        hill_init: int = typer.Option(
+            1, "--hill-init", help="hill_climb: start from the N best members (sorted initialisation)."
+        ),
         device: str = typer.Option("auto", "--device", help="Device for --classifier: auto, cpu, cuda."),
     ) -> None:
         """Combine prediction directories sample by sample; the spread across members is kept."""
@@ -110,6 +113,8 @@ def register(app: typer.Typer) -> None:
         if classifier is not None and not per_family:
             raise SeisinvError("--classifier gives test samples a family for --per-family weights; "
                                "add --per-family")
+        if hill_init < 1:
+            raise SeisinvError(f"--hill-init {hill_init}: must be at least 1")
         specs = [parse_post(text) for text in post or []]
         model = None
         if classifier is not None:
@@ -131,6 +136,7 @@ def register(app: typer.Typer) -> None:
         result = run_ensemble(
             members, out, method=method, weights=_floats(weights), truth=truth, plan=plan_file,
             metric=metric, per_family=per_family, classifier=model, post=specs,
+            fit_options={"init": hill_init} if method == "hill_climb" and hill_init != 1 else None,
         )
         if result.plan.weights:
             for family, w in result.plan.weights.items():

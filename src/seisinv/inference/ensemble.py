@@ -144,23 +144,33 @@ def fit_weights(members: np.ndarray, truth: np.ndarray, metric: str = "mae") -> 
 
 
 def hill_climb_weights(
-    members: np.ndarray, truth: np.ndarray, metric: str = "mae", max_rounds: int = 100
+    members: np.ndarray,
+    truth: np.ndarray,
+    metric: str = "mae",
+    max_rounds: int = 100,
+    init: int = 1,
+    patience: int = 10,
 ) -> np.ndarray:
-    """Greedy forward selection with replacement: counts of each member in the chosen bag.
+    """Ensemble selection by greedy forward selection with replacement (Caruana et al., 2004).
 
-    Starts from the best single member; each round adds the member (already chosen ones included)
-    whose addition gives the bag mean with the lowest ``metric``; stops when no addition lowers it
-    or after ``max_rounds`` additions. Ties go to the lower member index (deterministic).
+    The bag starts with the ``init`` best single members ("sorted initialisation"); each round
+    adds the member (already chosen ones included) whose addition gives the bag mean with the
+    lowest ``metric``, even when that is worse than before, so the search can cross a small rise;
+    it stops after ``max_rounds`` additions or ``patience`` rounds without a new best, and returns
+    the best bag seen. Ties go to the lower member index (deterministic).
 
     Args:
         members: (members, n, nz, nx) validation predictions in survey units.
         truth: (n, nz, nx) true velocities, same units.
         metric: "mae", "mse" or "mape" (mean of the per-sample values).
-        max_rounds: at most this many additions after the first member.
+        max_rounds: at most this many additions after the initial bag.
+        init: members in the initial bag (the best ones by ``metric``; at most all).
+        patience: rounds without improvement before stopping.
 
     Returns:
         (members,) float64 weights = counts / bag size (non-negative, summing to one). On this data
-        the result is never worse than the best single member.
+        the result is never worse than the mean of the ``init`` best members (with ``init=1``, the
+        best single member).
     """
     if metric not in FIT_METRICS:
         raise SeisinvError(f"cannot fit weights for metric {metric!r}; use one of {list(FIT_METRICS)}")
@@ -168,6 +178,9 @@ def hill_climb_weights(
     truth = np.asarray(truth, dtype=np.float64)
     if members.ndim != 4 or members.shape[1:] != truth.shape:
         raise DataError(f"members {members.shape} do not match truth {truth.shape} as (m, n, nz, nx)")
+    if init < 1 or max_rounds < 0 or patience < 1:
+        raise SeisinvError(f"hill climbing needs init >= 1, max_rounds >= 0, patience >= 1; got "
+                           f"init={init}, max_rounds={max_rounds}, patience={patience}")
     per_sample = FIT_METRICS[metric]
 
     def score(blend: np.ndarray) -> float:
@@ -175,19 +188,22 @@ def hill_climb_weights(
 
     singles = [score(m) for m in members]
     counts = np.zeros(members.shape[0], dtype=np.int64)
-    first = int(np.argmin(singles))
-    counts[first] = 1
-    total, best = members[first].copy(), singles[first]
+    counts[np.argsort(singles, kind="stable")[:init]] = 1
+    total = np.tensordot(counts.astype(np.float64), members, axes=1)
+    best, best_counts, stale = score(total / counts.sum()), counts.copy(), 0
     for _ in range(max_rounds):
         size = counts.sum() + 1
         trial = [score((total + m) / size) for m in members]
         pick = int(np.argmin(trial))
-        if not trial[pick] < best:
-            break
         counts[pick] += 1
         total += members[pick]
-        best = trial[pick]
-    return counts / counts.sum()
+        if trial[pick] < best:
+            best, best_counts, stale = trial[pick], counts.copy(), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    return best_counts / best_counts.sum()
 
 
 METHODS: dict[str, EnsembleMethod] = {
@@ -253,6 +269,7 @@ def fit_plan(
     per_family: bool = False,
     min_family_samples: int = 3,
     method: str = "weighted",
+    options: dict | None = None,
 ) -> EnsemblePlan:
     """Fit ensemble weights on the validation samples the members have predicted.
 
@@ -263,6 +280,8 @@ def fit_plan(
         per_family: also fit one weight vector per family with at least ``min_family_samples``
             samples (others fall back to the global weights).
         method: a fitted method of ``METHODS`` ("weighted" or "hill_climb").
+        options: extra keyword arguments of the method's fit (e.g. ``{"init": 5}`` for
+            ``hill_climb_weights``).
 
     Raises:
         DataError: the members do not all hold the same samples, a member holds NaN or inf, or
@@ -279,7 +298,7 @@ def fit_plan(
     def fit(ids: list[str]) -> list[float]:
         members = np.stack([np.stack([read_member(s, i) for i in ids]) for s in member_stores])
         true = np.stack([truth[i][0] for i in ids])
-        return fit_method(*_subsample(members, true), metric=metric).tolist()
+        return fit_method(*_subsample(members, true), metric=metric, **(options or {})).tolist()
 
     weights = {ALL_FAMILIES: fit(shared)}
     if per_family:

@@ -75,6 +75,7 @@ def run_ensemble(
     per_family: bool = False,
     classifier=None,
     post: Sequence[dict] = (),
+    fit_options: dict | None = None,
     progress: bool = True,
 ) -> EnsembleResult:
     """Combine prediction directories into ``out`` (resumable; another ensemble there is refused).
@@ -96,6 +97,8 @@ def run_ensemble(
             or None.
         post: post-processing specs (``seisinv.inference.postprocess.parse_post``), applied to
             each combined map in order.
+        fit_options: keyword arguments of the weight fit (``hill_climb``: ``init``,
+            ``patience``, ``max_rounds``).
 
     Raises:
         SeisinvError: inconsistent arguments (named by their Python names); DataError for members
@@ -137,7 +140,8 @@ def run_ensemble(
         families = {k: r.family for k, r in truth.items()}
         if spec.fit is not None:
             result_plan = fit_plan(stores, {k: (r.velocity, r.family) for k, r in truth.items()},
-                                   metric=metric, per_family=per_family, method=method)
+                                   metric=metric, per_family=per_family, method=method,
+                                   options=fit_options)
     if _needs_fit(post):
         if truth is None:
             raise SeisinvError("post-processing 'bias' needs validation data: give truth= (or a "
@@ -159,6 +163,8 @@ def run_ensemble(
         families.update(predicted)
 
     info = {"members": [str(m) for m in members], **result_plan.to_dict(), "post": post}
+    if fit_options:
+        info["fit_options"] = dict(fit_options)
     if predicted:
         info["predicted_families"] = predicted
     out_store = PredictionStore(out, survey, source=f"ensemble {method} of {len(stores)}",
