@@ -108,3 +108,17 @@ def test_cli_pseudo_label(unlabelled, small):
     result = CliRunner().invoke(app, ["pseudo-label", "--pred", str(root / "pred"), "--data",
                                       str(data), "--out", str(root / "z"), "--round", "0"])
     assert isinstance(result.exception, SeisinvError) and "--round" in str(result.exception)
+
+
+def test_geology_transform_copies_when_available(unlabelled, small):
+    pytest.importorskip("seisinv.geology.transform")
+    root, data = unlabelled
+    result = CliRunner().invoke(app, ["pseudo-label", "--pred", str(root / "pred"), "--data",
+                                      str(data), "--out", str(root / "tf"), "--augment-copies", "1",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    source = open_dataset(root / "tf", small)
+    assert len(source) == 6
+    copy = source[source.ids.index("pl1-b2-a0")].velocity
+    base = source[source.ids.index("pl1-b2")].velocity
+    assert copy.min() >= base.min() - 1e-3 and copy.max() <= base.max() + 1e-3

@@ -428,6 +428,8 @@ def classify_families(
     parameter = next(iter(classifier.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     found: dict[str, str] = {}
+    was_training = classifier.training
+    classifier.eval()  # BatchNorm must not use the statistics of these batches
     with torch.inference_mode():
         for start in range(0, len(ids), batch):
             part = ids[start : start + batch]
@@ -442,4 +444,5 @@ def classify_families(
                 )
             for sample_id, k in zip(part, logits.argmax(dim=1).tolist(), strict=True):
                 found[sample_id] = names[k]
+    classifier.train(was_training)
     return found

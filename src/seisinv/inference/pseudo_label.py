@@ -88,6 +88,21 @@ def _prepare(out: Path, identity: dict, survey: Survey) -> None:
         raise SeisinvError(f"out {out}: cannot write ({exc.strerror or exc})") from None
 
 
+def geology_map_augment() -> MapAugment:
+    """The geology layer's ``transform`` map augmentation (random crop re-sized to the grid, mild
+    affine warp, seeded) as a ``MapAugment``.
+
+    Raises:
+        SeisinvError: this seisinv has no ``seisinv.geology.transform``.
+    """
+    try:
+        from seisinv.geology.transform import transform_map
+    except ImportError:
+        raise SeisinvError("map augmentation needs seisinv.geology.transform (the 'transform' "
+                           "family), which this installation lacks") from None
+    return lambda velocity, rng: transform_map(rng, velocity)
+
+
 def make_pseudo_labels(
     pred_dir: str | Path,
     data,
