@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import DataError, SeisinvError
 from seisinv.inference.ensemble import (
     EnsemblePlan,
     check_members,
@@ -147,6 +147,9 @@ def run_ensemble(
             raise SeisinvError("post-processing 'bias' needs validation data: give truth= (or a "
                                "plan= with a fitted bias)")
         ids = sorted(set(truth).intersection(stores[0].ids()))
+        if not ids:
+            raise DataError("no truth sample is predicted by the members; cannot fit the "
+                            "post-processing")
         combined = np.stack([combine(np.stack([read_member(s, i) for s in stores]), method,
                                      result_plan.weights_for(families.get(i)))[0] for i in ids])
         post = fit_specs(post, combined, np.stack([truth[i].velocity for i in ids]), survey,
