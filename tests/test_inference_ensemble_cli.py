@@ -63,6 +63,11 @@ def test_post_bias_is_fitted_on_validation_and_reapplied(stores):
     assert plan["post"][0]["offset"] == pytest.approx(100, abs=0.01)
     truth = PredictionStore(stores / "truth")
     np.testing.assert_allclose(PredictionStore(out).read("s0"), truth.read("s0"), atol=0.01)
+    # The fitted bias is reapplied to other predictions through --plan (here: the same ones).
+    result = invoke(stores / "high", "--plan", out / "ensemble.json", "--out", stores / "again")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(PredictionStore(stores / "again").read("s2"),
+                                  PredictionStore(out).read("s2"))
     # Without validation data a bias cannot be fitted.
     result = invoke(stores / "high", "--post", "bias", "--out", stores / "nofit")
     assert isinstance(result.exception, SeisinvError) and "--fit-on" in str(result.exception)

@@ -108,8 +108,8 @@ def register(app: typer.Typer) -> None:
                                           ("--plan", plan_file)) if value is not None]
         if METHODS[method].needs_weights and len(given) != 1:
             raise SeisinvError(f"--method {method} needs exactly one of --weights, --fit-on or --plan")
-        if not METHODS[method].needs_weights and ("--weights" in given or "--plan" in given):
-            raise SeisinvError("--weights / --plan only apply to --method weighted or hill_climb")
+        if not METHODS[method].needs_weights and "--weights" in given:
+            raise SeisinvError("--weights only applies to --method weighted or hill_climb")
         if classifier is not None and not per_family:
             raise SeisinvError("--classifier gives test samples a family for --per-family weights; "
                                "add --per-family")

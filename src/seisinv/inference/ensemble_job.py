@@ -88,8 +88,8 @@ def run_ensemble(
         truth: labelled validation samples ``id -> record`` with ``velocity`` (nz, nx) and
             ``family`` (``seisinv.evaluation.truth.load_truth``) to fit weights and fitted
             post-processing (``bias``) on; their families select per-family weights.
-        plan: an earlier ``ensemble.json`` whose weights (and post specs, when ``post`` is empty)
-            are reapplied.
+        plan: an earlier ``ensemble.json`` whose weights (weighted methods) and post specs (when
+            ``post`` is empty) are reapplied.
         metric: what weight fits minimise ("mae", "mse", "mape").
         per_family: fit one weight vector per family (with ``truth``) and apply per-family
             weights; with ``classifier``, test samples get their family from it.
@@ -111,8 +111,8 @@ def run_ensemble(
              if value is not None]
     if spec.needs_weights and len(given) != 1:
         raise SeisinvError(f"method {method!r} needs exactly one of weights=, truth= or plan=")
-    if not spec.needs_weights and ("weights" in given or "plan" in given):
-        raise SeisinvError(f"weights= / plan= only apply to weighted methods, not {method!r}")
+    if not spec.needs_weights and "weights" in given:
+        raise SeisinvError(f"weights= only apply to weighted methods, not {method!r}")
     post = [dict(s) for s in post]
     if truth is not None and not spec.needs_weights and not _needs_fit(post):
         raise SeisinvError(f"truth= has nothing to fit for method {method!r} without a fitted "
@@ -130,9 +130,11 @@ def run_ensemble(
     families: dict[str, str | None] = {}
     if plan is not None:
         saved = read_plan(plan)
-        result_plan.weights = saved["weights"]
-        if not result_plan.weights:
-            raise SeisinvError(f"plan {plan}: holds no weights (was it a mean/median ensemble?)")
+        if spec.needs_weights:
+            result_plan.weights = saved["weights"]
+            if not result_plan.weights:
+                raise SeisinvError(f"plan {plan}: holds no weights (was it a mean/median "
+                                   "ensemble?)")
         post = post or list(saved.get("post", []))
     elif weights is not None:
         result_plan.weights = {"*": [float(w) for w in weights]}
