@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "fwi",
     "demo",
     "experiment",
+    "pseudo_label",
 )
 
 

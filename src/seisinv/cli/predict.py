@@ -22,21 +22,6 @@ def _floats(text: str | None) -> list[float] | None:
         raise SeisinvError(f"--weights {text!r}: expected comma-separated numbers, e.g. 0.3,0.7") from None
 
 
-def _read_plan(path: Path) -> dict[str, list[float]]:
-    """Weights of an ``ensemble.json`` written by an earlier ``seisinv ensemble`` fit."""
-    import json
-
-    from seisinv.errors import SeisinvError
-
-    try:
-        weights = json.loads(path.read_text())["weights"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SeisinvError(f"--plan {path}: not an ensemble.json with 'weights' ({exc})") from None
-    if not weights:
-        raise SeisinvError(f"--plan {path}: holds no weights (was it a mean/median ensemble?)")
-    return weights
-
-
 def register(app: typer.Typer) -> None:
     """Add ``predict``, ``ensemble`` and ``submit`` to ``app``."""
 
@@ -47,7 +32,9 @@ def register(app: typer.Typer) -> None:
         run: Path = typer.Option(None, "--run", help="Training run directory (uses checkpoints/best)."),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="A checkpoint directory instead of --run."),
         tta: str = typer.Option(
-            "none", "--tta", help="Test-time augmentation: none, flip, noise, scale, or a comma list."
+            "none", "--tta",
+            help="Test-time augmentation: none, or a comma list of flip, noise, scale (and identity), "
+            "each optionally weighted: flip:1,noise:0.5.",
         ),
         weights: str = typer.Option("ema", "--weights", help="ema (default) or model."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -86,18 +73,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ensemble")
     def ensemble_command(
-        members: list[Path] = typer.Argument(..., help="Prediction directories to combine."),
+        members: list[Path] = typer.Argument(
+            ..., help="Prediction directories to combine (ensemble outputs too: ensembles of ensembles)."
+        ),
         out: Path = typer.Option(..., "--out", help="Output prediction directory (with spread/)."),
-        method: str = typer.Option("mean", "--method", help="mean, median or weighted."),
-        weights: str = typer.Option(None, "--weights", help="Comma-separated member weights."),
+        method: str = typer.Option(
+            "mean", "--method", help="mean, median, weighted or hill_climb (greedy selection)."
+        ),
+        weights: str = typer.Option(None, "--weights", help="Comma-separated member weights, e.g. 0.6,0.4."),
         fit_on: Path = typer.Option(
-            None, "--fit-on", help="Labelled dataset (or prediction dir) to fit weighted-mean weights on."
+            None, "--fit-on",
+            help="Labelled dataset (or prediction dir) to fit weights / hill climbing / bias on.",
         ),
         plan_file: Path = typer.Option(
-            None, "--plan", help="Apply the weights of an earlier fit (its OUT/ensemble.json)."
+            None, "--plan", help="Apply the weights and post-processing of an earlier OUT/ensemble.json."
         ),
         metric: str = typer.Option("mae", "--metric", help="Metric the weight fit minimises: mae, mse, mape."),
-        per_family: bool = typer.Option(False, "--per-family", help="Fit one weight vector per family."),
+        per_family: bool = typer.Option(False, "--per-family", help="Fit and apply one weight vector per family."),
+        classifier: Path = typer.Option(
+            None, "--classifier",
+            help="Family-classifier run: gives test samples their family (with --per-family).",
+        ),
+        post: list[str] = typer.Option(
+            None, "--post", help="Post-processing step name[:k=v,...]; repeat for a chain (in order)."
+        ),
+        hill_init: int = typer.Option(
+            1, "--hill-init", help="hill_climb: start from the N best members (sorted initialisation)."
+        ),
+        device: str = typer.Option("auto", "--device", help="Device for --classifier: auto, cpu, cuda."),
         overwrite: bool = typer.Option(
             False, "--overwrite", help="--out was combined from other members or settings: "
             "delete it and start again (default: refuse, naming the difference)."),
@@ -106,54 +109,77 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from seisinv.errors import SeisinvError
-        from seisinv.evaluation.truth import load_truth
-        from seisinv.inference.ensemble import METHODS, EnsemblePlan, ensemble_stores, fit_plan
-        from seisinv.inference.store import PredictionStore
-        from seisinv.io import write_json
+        from seisinv.inference.ensemble import METHODS
+        from seisinv.inference.ensemble_job import run_ensemble
+        from seisinv.inference.postprocess import FITTERS, parse_post
 
         console = Console(stderr=True)
         if method not in METHODS:
             raise SeisinvError(f"--method {method!r}; use one of {', '.join(METHODS)}")
-        stores = [PredictionStore(m) for m in members]
-        plan = EnsemblePlan(method=method)
-        families: dict[str, str | None] = {}
-        if method == "weighted":
-            if sum(x is not None for x in (weights, fit_on, plan_file)) != 1:
-                raise SeisinvError(
-                    "--method weighted needs exactly one of --weights, --fit-on or --plan"
-                )
-            if fit_on is not None:
-                truth = load_truth(fit_on, stores[0].survey)
-                families = {k: r.family for k, r in truth.items()}
-                plan = fit_plan(
-                    stores, {k: (r.velocity, r.family) for k, r in truth.items()},
-                    metric=metric, per_family=per_family,
-                )
-            elif plan_file is not None:
-                plan.weights = _read_plan(plan_file)
-            else:
-                plan.weights = {"*": _floats(weights)}
-        elif weights is not None or fit_on is not None or plan_file is not None:
-            raise SeisinvError("--weights / --fit-on / --plan only apply to --method weighted")
-        info = {"members": [str(m) for m in members], **plan.to_dict()}
+        given = [flag for flag, value in (("--weights", weights), ("--fit-on", fit_on),
+                                          ("--plan", plan_file)) if value is not None]
+        if METHODS[method].needs_weights and len(given) != 1:
+            raise SeisinvError(f"--method {method} needs exactly one of --weights, --fit-on or --plan")
+        if not METHODS[method].needs_weights and "--weights" in given:
+            raise SeisinvError("--weights only applies to --method weighted or hill_climb")
+        if classifier is not None and not per_family:
+            raise SeisinvError("--classifier gives test samples a family for --per-family weights; "
+                               "add --per-family")
+        if hill_init < 1:
+            raise SeisinvError(f"--hill-init {hill_init}: must be at least 1")
+        specs = [parse_post(text) for text in post or []]
+        model = None
+        if classifier is not None:
+            from seisinv.training import load_run
+
+            model = load_run(classifier, device=device).model
+        truth = None
+        if fit_on is not None:
+            from seisinv.evaluation.truth import load_truth
+            from seisinv.inference.store import PredictionStore
+
+            truth = load_truth(fit_on, PredictionStore(members[0]).survey)
+        fitted_post = any(s["name"] in FITTERS and "offset" not in s for s in specs)
+        if fitted_post and fit_on is None:
+            raise SeisinvError("--post bias is fitted on validation data: add --fit-on VAL_DIR")
+        if fit_on is not None and not METHODS[method].needs_weights and not fitted_post:
+            raise SeisinvError("--fit-on only applies to --method weighted / hill_climb or a fitted "
+                               "--post step (bias)")
         from seisinv.outdir import claim_output, dataset_identity
 
         # The members' maps only: qc/evaluate files added beside them change nothing.
-        provenance = {"members": dataset_identity([m / "velocity" for m in members]), "plan": info,
-                      "fit_on": dataset_identity(fit_on) if fit_on is not None else None}
+        provenance = {
+            "members": dataset_identity([m / "velocity" for m in members]),
+            "settings": {"method": method, "weights": weights, "metric": metric,
+                         "per_family": per_family, "post": list(post or []),
+                         "hill_init": hill_init,
+                         "classifier": str(classifier) if classifier else None},
+            "plan": dataset_identity(plan_file) if plan_file is not None else None,
+            "fit_on": dataset_identity(fit_on) if fit_on is not None else None,
+        }
         with claim_output(out, "seisinv ensemble", provenance, overwrite=overwrite,
-                          inputs=[*members, fit_on, plan_file]):
-            out_store = PredictionStore(
-                out, stores[0].survey, source=f"ensemble {method} of {len(stores)}", info=info
+                          inputs=[*members, fit_on, plan_file, classifier]):
+            result = run_ensemble(
+                members, out, method=method, weights=_floats(weights), truth=truth,
+                plan=plan_file, metric=metric, per_family=per_family, classifier=model,
+                post=specs,
+                fit_options=({"init": hill_init} if method == "hill_climb" and hill_init != 1
+                             else None),
             )
-            out_store.refuse_other_settings(info, "two ensembles")
-            write_json(out / "ensemble.json", info)
-            done = ensemble_stores(stores, out_store, plan, families)
-        if plan.weights:
-            for family, w in plan.weights.items():
+        if result.plan.weights:
+            for family, w in result.plan.weights.items():
                 label = "all families" if family == "*" else family
                 console.print(f"weights ({label}): " + ", ".join(f"{x:.3f}" for x in w), markup=False)
-        console.print(f"combined {done} sample(s) from {len(stores)} member(s) -> {out}", markup=False)
+        if result.post:
+            console.print("post-processing: " + " -> ".join(s["name"] for s in result.post), markup=False)
+        if result.predicted_families:
+            counts: dict[str, int] = {}
+            for family in result.predicted_families.values():
+                counts[family] = counts.get(family, 0) + 1
+            console.print("classifier families: " + ", ".join(f"{f} {n}" for f, n in sorted(counts.items())),
+                          markup=False)
+        console.print(f"combined {result.written} sample(s) from {len(members)} member(s) -> {out}",
+                      markup=False)
 
     @app.command("submit")
     def submit_command(

@@ -21,7 +21,18 @@ name               params                                      effect
                                                                min_level is given)
 ``trace_dropout``  ``rate=0.05``, ``p=0.5``                    zero each (shot, receiver) trace with
                                                                probability ``rate``
+``band_limit``     ``low=(0.0, 0.05)``, ``high=(0.3, 1.0)``,   time-frequency: keep only a random
+                   ``p=0.5``                                   band [f_lo, f_hi] of every trace
+                                                               (fractions of Nyquist, each uniform
+                                                               in its range)
+``spectral_mask``  ``masks=2``, ``width=0.05``, ``p=0.5``      time-frequency: zero ``masks`` random
+                                                               frequency bands of up to ``width`` x
+                                                               Nyquist each (SpecAugment along
+                                                               frequency)
 =================  ==========================================  ====================================
+
+The time-frequency steps act on the time axis with a real FFT of each trace and apply one drawn
+band / mask to every trace of the sample (the same source spectrum seen by all receivers).
 """
 
 from __future__ import annotations
@@ -149,6 +160,69 @@ def _trace_dropout(survey: Survey, rate: float = 0.05, p: float = 0.5) -> Augmen
         return gathers * keep.astype(np.float32), velocity
 
     return trace_dropout
+
+
+def _fraction_range(name: str, value, what: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"augmentation {name}: {what} must be a pair [min, max], got {value!r}") \
+            from None
+    if not 0 <= lo <= hi <= 1:
+        raise ConfigError(f"augmentation {name}: {what} {value!r} must satisfy 0 <= min <= max <= 1 "
+                          "(fractions of the Nyquist frequency)")
+    return lo, hi
+
+
+def _filter_time(gathers: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Multiply each trace's spectrum (rfft along time, axis 1) by ``keep`` (n_freq,) and invert."""
+    nt = gathers.shape[1]
+    spectrum = np.fft.rfft(gathers, axis=1)
+    spectrum *= keep[None, :, None]
+    return np.fft.irfft(spectrum, n=nt, axis=1).astype(np.float32)
+
+
+@AUGMENTS.register("band_limit")
+def _band_limit(survey: Survey, low: Sequence[float] = (0.0, 0.05),
+                high: Sequence[float] = (0.3, 1.0), p: float = 0.5) -> AugmentStep:
+    _probability("band_limit", p)
+    low_range = _fraction_range("band_limit", low, "low")
+    high_range = _fraction_range("band_limit", high, "high")
+    if low_range[1] >= high_range[0]:
+        raise ConfigError(f"augmentation band_limit: low {list(low)} must lie below high "
+                          f"{list(high)}")
+
+    def band_limit(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        f_lo, f_hi = rng.uniform(*low_range), rng.uniform(*high_range)
+        frequency = np.linspace(0.0, 1.0, gathers.shape[1] // 2 + 1)  # fraction of Nyquist
+        keep = ((frequency >= f_lo) & (frequency <= f_hi)).astype(np.float64)
+        return _filter_time(gathers, keep), velocity
+
+    return band_limit
+
+
+@AUGMENTS.register("spectral_mask")
+def _spectral_mask(survey: Survey, masks: int = 2, width: float = 0.05,
+                   p: float = 0.5) -> AugmentStep:
+    _probability("spectral_mask", p)
+    _probability("spectral_mask width", width)
+    if masks < 0:
+        raise ConfigError(f"augmentation spectral_mask: masks {masks} must be >= 0")
+
+    def spectral_mask(gathers, velocity, rng):
+        if rng.random() >= p:
+            return gathers, velocity
+        n_freq = gathers.shape[1] // 2 + 1
+        keep = np.ones(n_freq)
+        for _ in range(int(masks)):
+            size = int(rng.integers(0, int(width * (n_freq - 1)) + 1))
+            start = int(rng.integers(0, n_freq - size + 1))
+            keep[start:start + size] = 0.0
+        return _filter_time(gathers, keep), velocity
+
+    return spectral_mask
 
 
 class Augment:
