@@ -18,6 +18,12 @@ def _flag(name: str) -> dict:
     return {"flag": name}
 
 
+def cli_flag(name: str) -> str:
+    """The ``seisinv fwi`` flag of config field ``name`` (``--smooth-grad`` for smooth_sigma)."""
+    extra = FwiConfig.model_fields[name].json_schema_extra or {}
+    return extra.get("flag", "--" + name.replace("_", "-"))
+
+
 class FwiConfig(BaseModel):
     """Settings of a full-waveform inversion (each field's description is its documentation).
 
@@ -129,13 +135,18 @@ class FwiConfig(BaseModel):
         return fwi_config(self.model_dump() | changes)
 
 
-def fwi_config(data: dict | None = None) -> FwiConfig:
-    """Build a ``FwiConfig`` from a mapping; raises ``ConfigError`` naming the bad key."""
+def fwi_config(data: dict | None = None, labels: dict[str, str] | None = None) -> FwiConfig:
+    """Build a ``FwiConfig`` from a mapping; raises ``ConfigError`` naming the bad key.
+
+    ``labels`` renames keys in the message (the CLI passes its flags).
+    """
+    labels = labels or {}
     try:
         return FwiConfig.model_validate(data or {})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
+            f"{labels.get('.'.join(str(p) for p in err['loc']), '.'.join(str(p) for p in err['loc'])) or '(config)'}: "
+            f"{err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid FWI settings: {problems}") from None

@@ -151,7 +151,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
            survey: Survey, config: FwiConfig, *, true_velocity: np.ndarray | None = None,
            forward: Forward | None = None,
            on_iteration: Callable[[int, np.ndarray], None] | None = None,
-           families: Sequence[str | None] | None = None) -> FwiResult:
+           families: Sequence[str | None] | None = None,
+           informative_start: bool = True) -> FwiResult:
     """Full-waveform inversion of a batch of samples sharing one survey.
 
     Args:
@@ -166,6 +167,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
         on_iteration: called after each iteration (L-BFGS: each batched evaluation) with its
             index and the ``(batch,)`` misfit.
         families: optional velocity family per sample (``prior auto`` uses it when given).
+        informative_start: False when ``initial`` is a generic start (smooth, gradient) rather
+            than a prediction (``seisinv.fwi.priors.choose_prior``).
 
     Returns:
         An ``FwiResult``; the velocity stays inside ``[survey.vmin, survey.vmax]``.
@@ -191,7 +194,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
 
         truth = None if true_velocity is None else torch.as_tensor(true_velocity).to(device, dtype)
         fields = invert_lbfgs(obs, start, survey, config, forward, mask_rows=mask_rows,
-                              truth=truth, families=families, on_iteration=on_iteration)
+                              truth=truth, families=families,
+                              informative_start=informative_start, on_iteration=on_iteration)
         fields["wall_s"] = time.perf_counter() - started
         return FwiResult(**fields)
     mask_rows = -(-mask_rows // config.model_coarsen)  # rows of the (possibly coarser) model grid

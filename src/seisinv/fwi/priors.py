@@ -251,13 +251,17 @@ def lateral_variation(start: np.ndarray | torch.Tensor) -> float:
     return float((v - v.mean(-1, keepdim=True)).abs().mean()) / spread
 
 
-def choose_prior(start: np.ndarray | torch.Tensor, family: str | None = None) -> tuple[str, str]:
+def choose_prior(start: np.ndarray | torch.Tensor, family: str | None = None,
+                 informative_start: bool = True) -> tuple[str, str]:
     """The prior for one sample: from its family when known, else from the start's shape.
 
     Args:
         start: ``(nz, nx)`` starting model (any units).
         family: the sample's family when known (a family classifier's answer or the dataset's
             label): seisinv names or OpenFWI names (``FlatVel_A``, ...).
+        informative_start: the start is a prediction (a network's answer); False for a generic
+            start (``smooth``, ``gradient``: laterally constant whatever the truth), which then
+            gets ``tv2d`` unless the family is known.
 
     Returns:
         ``(prior name, reason)``, e.g. ``("tv1d", "family flat")`` or
@@ -266,6 +270,8 @@ def choose_prior(start: np.ndarray | torch.Tensor, family: str | None = None) ->
     known = canonical_family(family)
     if known is not None:
         return FAMILY_PRIORS[known], f"family {known}"
+    if not informative_start:
+        return "tv2d", "generic start, family unknown"
     variation = lateral_variation(start)
     if variation < FLAT_THRESHOLD:
         return "tv1d", f"lateral variation {variation:.3g} < {FLAT_THRESHOLD}"

@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def prior_choices(start: torch.Tensor, config: FwiConfig,
-                  families: Sequence[str | None] | None = None) -> list[tuple[str, str]]:
-    """``(prior, reason)`` per sample of a ``(batch, nz, nx)`` start."""
+                  families: Sequence[str | None] | None = None,
+                  informative_start: bool = True) -> list[tuple[str, str]]:
+    """``(prior, reason)`` per sample of a ``(batch, nz, nx)`` start (see ``choose_prior``)."""
     families = list(families) if families is not None else [None] * start.shape[0]
     if config.prior != "auto":
-        return [(config.prior, "--prior")] * start.shape[0]
-    return [choose_prior(start[b], families[b]) for b in range(start.shape[0])]
+        return [(config.prior, "set by prior")] * start.shape[0]
+    return [choose_prior(start[b], families[b], informative_start)
+            for b in range(start.shape[0])]
 
 
 def prior_settings(config: FwiConfig, name: str, family: str | None) -> PriorSettings:
@@ -51,6 +53,7 @@ def prior_settings(config: FwiConfig, name: str, family: str | None) -> PriorSet
 def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config: FwiConfig,
                  forward: Callable, *, mask_rows: int, truth: torch.Tensor | None = None,
                  families: Sequence[str | None] | None = None,
+                 informative_start: bool = True,
                  on_iteration: Callable[[int, np.ndarray], None] | None = None) -> dict:
     """Run the L-BFGS inversion of a batch; returns the fields of an ``FwiResult``.
 
@@ -63,6 +66,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         mask_rows: top rows held at the start.
         truth: optional ``(batch, nz, nx)`` true model, only to record the model error.
         families: optional family per sample (for ``prior auto`` and the weights).
+        informative_start: False for a generic (smooth, gradient) start (``choose_prior``).
         on_iteration: called once per L-BFGS round of evaluations with its index and the
             current ``(batch,)`` data misfit (progress).
     """
@@ -72,7 +76,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
     span = survey.vmax - survey.vmin
     start_u = (start - survey.vmin) / span
     misfit_fn = MISFITS.get(config.misfit)
-    choices = prior_choices(start, config, families)
+    choices = prior_choices(start, config, families, informative_start)
     for b, (name, reason) in enumerate(choices):
         log.info("fwi sample %d: prior %s (%s)", b, name, reason)
     gain = None
