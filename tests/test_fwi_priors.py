@@ -189,23 +189,25 @@ def test_batched_and_one_by_one_inversion_agree(survey):
 
 
 def test_tv1d_recovers_a_layered_model_from_a_blurred_start(survey):
-    """Flat layers, start blurred by 1 cell (MAE 59 m/s): the 1-D TV inversion lands on the
-    layers to ~1 m/s, 2 % of the start's error (noise-free data of the same simulator; the rest
-    is the deepest layer, seen only through its reflection amplitude, the slowest to converge,
-    and the TV penalty's pull on the jump below it)."""
+    """Flat layers, start blurred by 2 cells (MAE 118 m/s): two L-BFGS iterations and the 1-D
+    TV prior's Gauss-Newton steps land on the layers, MAE < 0.5 m/s (noise-free data of the
+    same simulator). L-BFGS alone needs far more iterations (the deepest layer is seen only
+    through its reflection amplitude): 60 of them leave ~6 m/s."""
     truth = _layered()
     observed = _simulate(truth, survey)
-    start = gaussian_smooth(torch.from_numpy(truth), 1.0).numpy()
-    config = FwiConfig(iters=60, prior="tv1d", prior_strength=1e-4, tol_change=0.0,
+    start = gaussian_smooth(torch.from_numpy(truth), 2.0).numpy()
+    config = FwiConfig(iters=2, prior="tv1d", prior_strength=1e-6, gauss_newton=6,
                        device="cpu")
     result = invert(observed, start, survey, config, true_velocity=truth)
     before = float(np.abs(start - truth).mean())
     after = float(np.abs(result.velocity - truth).mean())
-    assert before > 40.0
-    assert after < 1.5, (before, after, result.stop)
-    assert np.abs(result.velocity - truth).max() < 5.0
+    assert before > 100.0
+    assert after < 0.5, (before, after, result.stop)
+    assert np.abs(result.velocity - truth).max() < 3.0
     assert result.prior == ["tv1d"] and result.prior_reason == ["set by prior"]
+    assert result.stop[0][-1].startswith("gauss_newton")
     assert np.all(np.ptp(result.velocity[0], axis=1) == 0)  # every row constant
+    assert np.all(np.diff(result.misfit[0][2:]) <= 0)  # Gauss-Newton steps never go uphill
 
 
 def test_cli_options_come_from_the_config():

@@ -218,7 +218,7 @@ FAMILY_PRIORS: dict[str, str] = {
     "salt": "tv2d",
     "mix": "tv2d",
 }
-DEFAULT_WEIGHTS: dict[str, float] = {"none": 0.0, "tv1d": 1e-4, "tv2d": 1e-4, "gp": 1e-5}
+DEFAULT_WEIGHTS: dict[str, float] = {"none": 0.0, "tv1d": 1e-6, "tv2d": 1e-4, "gp": 1e-5}
 FAMILY_WEIGHTS: dict[tuple[str, str], float] = {}
 
 # ``choose_prior`` without a family: a start whose rows are nearly constant is layered. The

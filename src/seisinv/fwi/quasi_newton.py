@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seisinv.fwi.config import FwiConfig
+from seisinv.fwi.gauss_newton import gauss_newton
 from seisinv.fwi.lbfgs import LbfgsSettings, minimize
 from seisinv.fwi.priors import PriorSettings, build_prior, choose_prior, prior_weight
 from seisinv.fwi.signal import lowpass
@@ -162,6 +163,64 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                     evaluations[b] += result.evaluations[k]
                     stops[b].append(result.stop[k])
             band_rec.extend([corner] * round_iters)
+
+    if config.gauss_newton > 0 and config.misfit == "l2":
+        corner = config.stages()[-1][0]
+        observed_band = lowpass(obs, survey.dt, corner, config.filter_order)
+        if gain is not None:
+            observed_band = observed_band * gain
+        energy = observed_band.flatten(1).pow(2).sum(1).clamp_min(torch.finfo(obs.dtype).tiny)
+        steps = config.gauss_newton
+        for (name, _), members in groups.items():
+            index = torch.as_tensor(members, device=obs.device)
+            prior = build_prior(name, current_u[index],
+                                prior_settings(config, name, families[members[0]]))
+            if prior.theta0.shape[1] > config.gn_max_unknowns:
+                continue
+            fixed = start_u[index]
+            counter = [0] * len(members)
+
+            def residual(theta: torch.Tensor, sample: torch.Tensor, prior=prior, fixed=fixed,
+                         index=index, corner=corner, observed_band=observed_band,
+                         counter=counter) -> torch.Tensor:
+                u = prior.model(theta, sample)
+                if mask_rows > 0:
+                    u = torch.where(rows < mask_rows, fixed[sample], u)
+                velocity = survey.vmin + span * u.clamp(0.0, 1.0)
+                simulated = lowpass(forward(velocity, None).to(obs.dtype), survey.dt, corner,
+                                    config.filter_order)
+                if gain is not None:
+                    simulated = simulated * gain
+                owner = index[sample]
+                for s_ in sample.tolist():
+                    counter[s_] += 1
+                return ((simulated - observed_band[owner])
+                        / energy[owner].sqrt().reshape(-1, 1, 1, 1)).flatten(1)
+
+            theta, objective_history = gauss_newton(
+                residual, prior.penalty, prior.theta0.detach(), steps,
+                chunk=max(1, 64 // survey.n_shots))
+            with torch.no_grad():
+                final_u = prior.model(theta, torch.arange(len(members), device=obs.device))
+                if mask_rows > 0:
+                    final_u = torch.where(rows < mask_rows, fixed, final_u)
+                current_u[index] = final_u.clamp(0.0, 1.0)
+            for k, b in enumerate(members):
+                history = objective_history[k]
+                # the objective (misfit + prior) at the start of each Gauss-Newton step
+                misfit_rec[b].extend(history[:steps])
+                if truth is not None:
+                    mae_rec[b].extend([mae_rec[b][-1] if mae_rec[b] else float("nan")] * steps)
+                evaluations[b] += counter[k]
+                iterations[b] += len(history) - 1
+                stops[b].append(f"gauss_newton {len(history) - 1}/{steps}")
+        if any(len(m) < len(band_rec) + steps for m in misfit_rec):
+            for b in range(batch):  # samples without Gauss-Newton keep their last record
+                missing = len(band_rec) + steps - len(misfit_rec[b])
+                misfit_rec[b].extend([misfit_rec[b][-1]] * missing)
+                if truth is not None:
+                    mae_rec[b].extend([mae_rec[b][-1]] * missing)
+        band_rec.extend([corner] * steps)
 
     velocity = survey.vmin + span * current_u
     with torch.no_grad():
