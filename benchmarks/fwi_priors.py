@@ -66,7 +66,7 @@ def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
     if args.real > 0 and real.exists():
         with np.load(real) as data:
             for name, family in REAL_FAMILIES.items():
-                if name in data:
+                if name in data and name in args.real_names.split(","):
                     sets.append((name, family, "real OpenFWI", data[name][: args.real]))
     elif args.real > 0:
         print(f"({real} not found: real maps skipped)")
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default="flat,curved,flatfault,curvefault,style")
     parser.add_argument("--real", type=int, default=1, help="real OpenFWI maps per family")
     parser.add_argument("--real-maps", default=str(REAL_MAPS))
+    parser.add_argument("--real-names", default=",".join(REAL_FAMILIES))
     parser.add_argument("--samples", type=int, default=1, help="generated maps per family")
     parser.add_argument("--iters", type=int, default=40)
     parser.add_argument("--start", choices=("blurred", "network"), default="blurred")
