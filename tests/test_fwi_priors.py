@@ -228,3 +228,26 @@ def test_cli_options_come_from_the_config():
                                    "smooth", "--out", "o", "--iters", "0"])
     assert bad.exit_code != 0
     assert "--iters" in str(bad.exception) or "--iters" in bad.output
+
+
+def test_one_gather_misfit_for_fwi_and_qc():
+    """physics.misfit by hand; FWI's l2 is half the residual energy ratio, qc's relative misfit
+    its square root (the same function, not a copy)."""
+    from seisinv.evaluation.qc import relative_misfit
+    from seisinv.fwi.misfit import l2_misfit as fwi_l2
+    from seisinv.physics.misfit import l2_misfit, relative_l2, residual_energy_ratio
+
+    observed = torch.zeros(2, 2, 3, 1, dtype=torch.float64)
+    observed[:, 0, :, 0] = torch.tensor([1.0, 2.0, 2.0])  # energy 9 in shot 0
+    observed[:, 1, :, 0] = torch.tensor([0.0, 4.0, 3.0])  # energy 25 in shot 1
+    simulated = observed.clone()
+    simulated[0, 0, 0, 0] += 3.0  # residual energy 9, all in shot 0
+    ratio = residual_energy_ratio(simulated, observed)
+    torch.testing.assert_close(ratio, torch.tensor([9 / 34, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(residual_energy_ratio(simulated, observed, per_shot=True)[0],
+                               torch.tensor([1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(l2_misfit(simulated, observed), 0.5 * ratio)
+    assert fwi_l2 is l2_misfit
+    per_sample, per_shot = relative_misfit(simulated.numpy(), observed.numpy())
+    np.testing.assert_allclose(per_sample, relative_l2(simulated, observed).numpy())
+    np.testing.assert_allclose(per_shot, [[1.0, 0.0], [0.0, 0.0]])

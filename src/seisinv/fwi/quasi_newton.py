@@ -171,12 +171,14 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
             observed_band = observed_band * gain
         energy = observed_band.flatten(1).pow(2).sum(1).clamp_min(torch.finfo(obs.dtype).tiny)
         steps = config.gauss_newton
+        ran = False
         for (name, _), members in groups.items():
             index = torch.as_tensor(members, device=obs.device)
             prior = build_prior(name, current_u[index],
                                 prior_settings(config, name, families[members[0]]))
             if prior.theta0.shape[1] > config.gn_max_unknowns:
                 continue
+            ran = True
             fixed = start_u[index]
             counter = [0] * len(members)
 
@@ -214,13 +216,13 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                 evaluations[b] += counter[k]
                 iterations[b] += len(history) - 1
                 stops[b].append(f"gauss_newton {len(history) - 1}/{steps}")
-        if any(len(m) < len(band_rec) + steps for m in misfit_rec):
+        if ran:
             for b in range(batch):  # samples without Gauss-Newton keep their last record
                 missing = len(band_rec) + steps - len(misfit_rec[b])
                 misfit_rec[b].extend([misfit_rec[b][-1]] * missing)
                 if truth is not None:
                     mae_rec[b].extend([mae_rec[b][-1]] * missing)
-        band_rec.extend([corner] * steps)
+            band_rec.extend([corner] * steps)
 
     velocity = survey.vmin + span * current_u
     with torch.no_grad():
