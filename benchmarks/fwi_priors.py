@@ -165,11 +165,12 @@ def run(args) -> int:
         predict = train_tiny_network(args, survey, sorted({f for _, f, _, _ in sets}))
     config = FwiConfig(iters=args.iters, optimizer="lbfgs", prior=args.prior,
                        prior_strength=args.prior_strength, device=args.device,
-                       batch_size=args.samples)
+                       batch_size=args.samples, gauss_newton=args.gauss_newton)
     print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: 8th order, "
           f"40-cell PML, float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
           f"inversion: {survey.simulation.accuracy}th order, "
-          f"{survey.simulation.boundary_width}-cell PML, L-BFGS {args.iters} iterations, "
+          f"{survey.simulation.boundary_width}-cell PML, L-BFGS {args.iters} iterations "
+          f"(+ up to {args.gauss_newton} Gauss-Newton steps for tv1d), "
           f"prior {args.prior}; start {args.start}"
           + (f" (Gaussian sigma {args.sigma:g} cells)" if args.start == "blurred" else ""))
     header = (f"{'maps':<12} {'source':<13} {'n':>2} {'prior':<6} {'rule':<6} {'MAE start':>9} "
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0, help="noise std / data RMS")
     parser.add_argument("--prior", default="auto")
     parser.add_argument("--prior-strength", type=float, default=None)
+    parser.add_argument("--gauss-newton", type=int, default=6, help="steps for tv1d samples")
     parser.add_argument("--train-samples", type=int, default=160)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--costs", action="store_true", help="time gradient vs Born forward")
