@@ -183,10 +183,14 @@ class GaussianProcess(Prior):
     name = "gp"
 
     def _basis(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        s = self.settings
-        basis = _gp_basis_cached(*self.shape, s.gp_modes, s.gp_length, s.gp_sigma,
-                                 s.gp_offset_sigma, s.gp_slope_sigma)
-        return basis.to(device=device, dtype=dtype)
+        # Kept per prior instance on the device of use (one copy, not one transfer per call).
+        cached = getattr(self, "_on_device", None)
+        if cached is None or cached.device != device or cached.dtype != dtype:
+            s = self.settings
+            basis = _gp_basis_cached(*self.shape, s.gp_modes, s.gp_length, s.gp_sigma,
+                                     s.gp_offset_sigma, s.gp_slope_sigma)
+            self._on_device = cached = basis.to(device=device, dtype=dtype)
+        return cached
 
     def _theta(self, start: torch.Tensor) -> torch.Tensor:
         basis = self._basis(start.device, torch.float64)
