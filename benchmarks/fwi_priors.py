@@ -136,8 +136,8 @@ def run_speed_structure(args) -> int:
         started = time.perf_counter()
         result = invert(observed, start, survey, config, true_velocity=truth, families=[family])
         wall = time.perf_counter() - started
-        before = float(np.abs(start - truth).mean())
-        after = float(np.abs(result.velocity - truth).mean())
+        before = float(np.abs(start - truth).mean()) * survey.to_mps  # survey units: km/s
+        after = float(np.abs(result.velocity - truth).mean()) * survey.to_mps
         print(f"speed-structure {family}: prior {result.prior[0]}, start blurred {args.sigma:g} "
               f"cells, {args.precision}, observed on the 2 m grid ({observed_s:.0f} s), inverted "
               f"on the 4 m grid: MAE {before:.1f} -> {after:.1f} m/s in {result.iterations[0]} "
