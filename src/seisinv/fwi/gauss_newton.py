@@ -5,7 +5,8 @@ that the data misfit is ``0.5 |r|^2``) is built column by column with one-sided 
 differences of the forward model in float64: ``k + 1`` forward simulations and no adjoint, all
 samples and columns batched into a few simulate calls. The step solves the Levenberg-Marquardt
 system ``(J^T J + H_p + mu diag(J^T J + H_p)) d = -(J^T r + g_p)`` with the prior's exact gradient
-``g_p`` and Hessian ``H_p`` (autograd), then an Armijo backtracking line search on the objective.
+``g_p`` and Hessian ``H_p`` (autograd) for a ladder of damping factors ``mu`` (1e-3 ... 10), all
+tried in one batched simulation; each sample takes the step that lowers its objective most.
 
 Measured (benchmarks/fwi_priors.py --costs, one OpenFWI sample, float64, CPU): a forward
 simulation costs ~0.36 of a gradient and a deepwave Born forward ~1.3 gradients, so a
@@ -54,8 +55,9 @@ def jacobian_fd(residual: Residual, theta: torch.Tensor, sample: torch.Tensor, r
 
 
 def gauss_newton(residual: Residual, penalty: Penalty, theta0: torch.Tensor, steps: int, *,
-                 fd_step: float = 1e-6, damping: float = 1e-3, chunk: int = 64,
-                 max_backtracks: int = 6,
+                 fd_step: float = 1e-6,
+                 damping_ladder: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+                 chunk: int = 64,
                  tol_change: float = 1e-3) -> tuple[torch.Tensor, list[list[float]]]:
     """Damped Gauss-Newton on ``0.5 |residual|^2 + penalty``, samples batched.
 
@@ -66,9 +68,8 @@ def gauss_newton(residual: Residual, penalty: Penalty, theta0: torch.Tensor, ste
         theta0: ``(batch, k)`` start, float64.
         steps: Gauss-Newton iterations.
         fd_step: finite-difference step in parameter units.
-        damping: Levenberg-Marquardt factor ``mu`` on the diagonal.
-        chunk: parameter vectors per simulate call when building the Jacobian.
-        max_backtracks: step halvings of the line search before the sample stops.
+        damping_ladder: Levenberg-Marquardt factors ``mu`` (on the diagonal) tried per step.
+        chunk: parameter vectors per simulate call.
         tol_change: a sample stops once a step lowers its objective by less than this fraction.
 
     Returns:
@@ -92,32 +93,34 @@ def gauss_newton(residual: Residual, penalty: Penalty, theta0: torch.Tensor, ste
         hessian = jtj + hp
         gradient = (jac.transpose(1, 2) @ r[idx].unsqueeze(-1)).squeeze(-1) + gp
         diag = torch.diagonal(hessian, dim1=1, dim2=2).clamp_min(1e-30)
-        system = hessian + damping * torch.diag_embed(diag)
-        direction = -torch.linalg.solve(system, gradient.unsqueeze(-1)).squeeze(-1)
-        slope = (gradient * direction).sum(1)
-        t = torch.ones(idx.numel(), dtype=theta.dtype)
-        pending = torch.ones(idx.numel(), dtype=torch.bool)
-        for _ in range(max_backtracks + 1):
-            trial = theta[idx] + t.unsqueeze(1) * direction
-            with torch.no_grad():
-                r_trial = residual(trial[pending], idx[pending])
-                f_trial = 0.5 * r_trial.pow(2).sum(1) + penalty(trial[pending])
-            where = torch.nonzero(pending).flatten()
-            ok = f_trial <= f[idx[where]] + 1e-4 * t[where] * slope[where]
-            for j, w in enumerate(where.tolist()):
-                if ok[j]:
-                    b = int(idx[w])
-                    if f[b] - f_trial[j] <= tol_change * f[b]:
-                        active[b] = False  # converged: the step gained almost nothing
-                    theta[b] = trial[w]
-                    r[b] = r_trial[j]
-                    f[b] = f_trial[j]
-                    pending[w] = False
-            if not pending.any():
-                break
-            t[pending] *= 0.5
-        for w in torch.nonzero(pending).flatten().tolist():
-            active[int(idx[w])] = False  # no decrease along the Gauss-Newton direction
+        # Levenberg-Marquardt: the damped systems for several mu are cheap (k x k); their steps
+        # are tried together in one batched simulation and each sample keeps its best one. A
+        # large mu is a short gradient step, a small one the full Gauss-Newton step.
+        trials = []
+        for mu in damping_ladder:
+            system = hessian + mu * torch.diag_embed(diag)
+            direction = -torch.linalg.solve(system, gradient.unsqueeze(-1)).squeeze(-1)
+            trials.append(theta[idx] + direction)
+        trial = torch.stack(trials, dim=1)  # (a, n_mu, k)
+        flat = trial.reshape(-1, trial.shape[-1])
+        owner = idx.repeat_interleave(len(damping_ladder))
+        with torch.no_grad():
+            r_all = torch.cat([residual(flat[i:i + chunk], owner[i:i + chunk])
+                               for i in range(0, flat.shape[0], chunk)])
+            f_all = 0.5 * r_all.pow(2).sum(1) + penalty(flat)
+        f_all = f_all.reshape(idx.numel(), len(damping_ladder))
+        r_all = r_all.reshape(idx.numel(), len(damping_ladder), -1)
+        best = torch.argmin(f_all, dim=1)
+        for w, b in enumerate(idx.tolist()):
+            f_new = float(f_all[w, best[w]])
+            if not f_new < float(f[b]):
+                active[b] = False  # no damping gives a decrease: converged or stuck
+                continue
+            if float(f[b]) - f_new <= tol_change * float(f[b]):
+                active[b] = False  # converged: the step gained almost nothing
+            theta[b] = trial[w, best[w]]
+            r[b] = r_all[w, best[w]]
+            f[b] = f_new
         for b in range(theta.shape[0]):
             history[b].append(float(f[b]))
     return theta, history
