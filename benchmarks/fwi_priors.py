@@ -158,7 +158,7 @@ def run(args) -> int:
 
     torch.set_num_threads(args.threads)
     survey = OPENFWI
-    obs_survey = observed_survey(survey)
+    obs_survey = survey if args.same_numerics else observed_survey(survey)
     sets = test_maps(args, survey)
     predict = None
     if args.start == "network":
@@ -166,8 +166,9 @@ def run(args) -> int:
     config = FwiConfig(iters=args.iters, optimizer="lbfgs", prior=args.prior,
                        prior_strength=args.prior_strength, device=args.device,
                        batch_size=args.samples, gauss_newton=args.gauss_newton)
-    print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: 8th order, "
-          f"40-cell PML, float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
+    numerics = "same numerics" if args.same_numerics else "8th order, 40-cell PML"
+    print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: {numerics}, "
+          f"float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
           f"inversion: {survey.simulation.accuracy}th order, "
           f"{survey.simulation.boundary_width}-cell PML, L-BFGS {args.iters} iterations "
           f"(+ up to {args.gauss_newton} Gauss-Newton steps for tv1d), "
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-samples", type=int, default=160)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--costs", action="store_true", help="time gradient vs Born forward")
+    parser.add_argument("--same-numerics", action="store_true",
+                        help="observed data from the inversion's own simulator (inverse crime)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
