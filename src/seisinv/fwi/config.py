@@ -66,10 +66,11 @@ class FwiConfig(BaseModel):
     tol_change: float = Field(1e-6, ge=0, description=(
         "L-BFGS stops a sample whose objective fell by less than this fraction over 5 "
         "iterations."))
-    gauss_newton: int = Field(6, ge=0, description=(
-        "Gauss-Newton steps after the L-BFGS iterations, for samples whose prior has at most "
-        "gn_max_unknowns unknowns (tv1d: one per depth row); finite-difference Jacobian, "
-        "k + 1 forward simulations per step; l2 misfit only."))
+    gauss_newton: int = Field(0, ge=0, description=(
+        "Gauss-Newton steps after the L-BFGS iterations (0: none; 6 for flat maps), for samples "
+        "whose prior has at most gn_max_unknowns unknowns (tv1d: one per depth row); "
+        "finite-difference Jacobian, k + 6 forward simulations per step (~25 gradients on "
+        "OpenFWI); l2 misfit only."))
     gn_max_unknowns: int = Field(128, ge=1, description=(
         "Largest prior size that gets the Gauss-Newton steps."))
     precision: Literal["float64", "float32"] = Field("float64", description=(
