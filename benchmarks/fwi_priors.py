@@ -100,7 +100,7 @@ def train_tiny_network(args, survey, families: list[str]):
         optimizer.step()
     model.eval()
     print(f"tiny InversionNet (width 0.25): {args.train_samples} generated maps, "
-          f"{args.train_steps} steps, final batch L1 {float(loss):.0f} m/s, "
+          f"{args.train_steps} steps, final batch L1 {float(loss.detach()):.0f} m/s, "
           f"{time.perf_counter() - started:.0f} s")
 
     def predict(observed: np.ndarray) -> np.ndarray:
