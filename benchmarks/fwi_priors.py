@@ -163,9 +163,13 @@ def run(args) -> int:
     predict = None
     if args.start == "network":
         predict = train_tiny_network(args, survey, sorted({f for _, f, _, _ in sets}))
-    config = FwiConfig(iters=args.iters, optimizer="lbfgs", prior=args.prior,
-                       prior_strength=args.prior_strength, device=args.device,
-                       batch_size=args.samples, gauss_newton=args.gauss_newton)
+    if args.optimizer == "adam":  # the pre-issue-15 default loop, for comparison
+        config = FwiConfig(iters=args.iters, optimizer="adam", device=args.device,
+                           batch_size=args.samples)
+    else:
+        config = FwiConfig(iters=args.iters, optimizer="lbfgs", prior=args.prior,
+                           prior_strength=args.prior_strength, device=args.device,
+                           batch_size=args.samples, gauss_newton=args.gauss_newton)
     numerics = "same numerics" if args.same_numerics else "8th order, 40-cell PML"
     print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: {numerics}, "
           f"float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
@@ -198,14 +202,17 @@ def run(args) -> int:
         wall = time.perf_counter() - started
         before = np.abs(start - truth).reshape(len(truth), -1).mean(1)
         after = np.abs(result.velocity - truth).reshape(len(truth), -1).mean(1)
-        print(f"{label:<12} {source:<13} {len(truth):>2} {result.prior[0]:<6} "
+        used = result.prior[0] if result.prior else "adam"
+        sims = np.mean(result.evaluations) if result.evaluations else args.iters
+        print(f"{label:<12} {source:<13} {len(truth):>2} {used:<6} "
               f"{'/'.join(sorted(set(rule))):<6} {before.mean():9.1f} {after.mean():8.1f} "
               f"{before.mean() / max(after.mean(), 1e-9):5.1f}x {wall / len(truth):9.1f} "
-              f"{np.mean(result.evaluations):5.0f}", flush=True)
+              f"{sims:5.0f}", flush=True)
         if args.verbose:
             for b in range(len(truth)):
                 print(f"    sample {b}: MAE {before[b]:.1f} -> {after[b]:.1f}, lateral variation "
-                      f"of the start {lateral_variation(start[b]):.3f}, stop {result.stop[b]}")
+                      f"of the start {lateral_variation(start[b]):.3f}, "
+                      f"stop {result.stop[b] if result.stop else 'iterations'}")
     if args.costs:
         gauss_newton_costs(survey, args.device)
     return 0
@@ -267,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prior", default="auto")
     parser.add_argument("--prior-strength", type=float, default=None)
     parser.add_argument("--gauss-newton", type=int, default=6, help="steps for tv1d samples")
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
+                        help="adam: the first-order loop with its defaults, for comparison")
     parser.add_argument("--train-samples", type=int, default=160)
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--costs", action="store_true", help="time gradient vs Born forward")
