@@ -50,7 +50,8 @@ def run(args) -> int:
     observed, full_s = timed(lambda: simulate(truth, full_grid, device=device), device)
     _, coarse_s = timed(lambda: simulate(truth, survey, device=device), device)
     start = np.stack([smooth_model(survey, v, args.start_smoothing) for v in truth])
-    config = FwiConfig(iters=iters, lr=args.lr, bands=(8.0, 15.0, 0.0) if iters >= 3 else (),
+    config = FwiConfig(iters=iters, optimizer="adam", lr=args.lr,
+                       bands=(8.0, 15.0, 0.0) if iters >= 3 else (),
                        misfit="l2", smooth_sigma=4.0, batch_size=n, device=str(device),
                        prior_weight=args.prior_weight)
     result, fwi_s = timed(lambda: invert(observed, start, survey, config), device)

@@ -104,7 +104,7 @@ def test_taylor_remainders(survey, observed, misfit):
 # ---- inversion -----------------------------------------------------------------------------
 def test_lbfgs_recovers_anomaly_and_misfit_decreases(survey, observed, true_model):
     start = _background()
-    result = invert(observed, start, survey, FwiConfig(iters=12, optimizer="lbfgs", lr=1.0),
+    result = invert(observed, start, survey, FwiConfig(iters=12, optimizer="lbfgs", prior="none"),
                     true_velocity=true_model)
     box = (slice(None), slice(N // 2 - 5, N // 2 + 6), slice(N // 2 - 5, N // 2 + 6))
     rms_before = np.sqrt(np.mean((start - true_model)[box] ** 2))
@@ -124,7 +124,8 @@ def test_lbfgs_recovers_anomaly_and_misfit_decreases(survey, observed, true_mode
 def test_adam_multiscale_respects_bounds(survey, observed, true_model):
     """Bounds narrower than the truth: the inversion pushes against vmax but never crosses it."""
     narrow = survey.replace(vmin=2400.0, vmax=2650.0)
-    config = FwiConfig(iters=8, lr=0.3, bands=(15.0, 0.0), shots_per_iter=2, mask_rows=None,
+    config = FwiConfig(iters=8, optimizer="adam", lr=0.3, bands=(15.0, 0.0), shots_per_iter=2,
+                       mask_rows=None,
                        regularization="tv", reg_weight=0.01, misfit="normalized")
     result = invert(observed, _background(), narrow, config)
     assert result.velocity.min() >= narrow.vmin
@@ -142,7 +143,7 @@ def test_prior_weight_holds_the_model_near_its_start(survey, observed):
     moved, fit = {}, {}
     for weight in (0.0, 300.0, 30000.0):
         result = invert(observed, _background(), survey,
-                        FwiConfig(iters=10, lr=0.1, prior_weight=weight))
+                        FwiConfig(iters=10, optimizer="adam", lr=0.1, prior_weight=weight))
         moved[weight] = float(np.abs(result.velocity - BACKGROUND).mean())
         fit[weight] = float(result.misfit_end[0] / result.misfit_start[0])
     assert moved[0.0] > moved[300.0] > moved[30000.0]
@@ -171,12 +172,13 @@ def test_bad_inputs_raise(survey, observed):
         invert(observed, np.full((1, N, N + 1), BACKGROUND), survey, FwiConfig(iters=1))
     with pytest.raises(DataError, match="observed gathers"):
         invert(observed[:, :2], _background(), survey, FwiConfig(iters=1))
-    with pytest.raises(ConfigError, match="shots_per_iter"):
-        invert(observed, _background(), survey,
-               FwiConfig(iters=1, optimizer="lbfgs", shots_per_iter=2))
-    with pytest.raises(ConfigError, match="bands"):
-        from seisinv.fwi import fwi_config
+    from seisinv.fwi import fwi_config
 
+    with pytest.raises(ConfigError, match="shots_per_iter"):
+        fwi_config({"iters": 1, "optimizer": "lbfgs", "shots_per_iter": 2})
+    with pytest.raises(ConfigError, match="needs optimizer lbfgs"):
+        fwi_config({"optimizer": "adam", "prior": "tv2d"})
+    with pytest.raises(ConfigError, match="bands"):
         fwi_config({"bands": [-1.0]})
 
 
@@ -312,7 +314,7 @@ def test_cli_fwi_from_prediction_store(tmp_path, survey, true_model):
     result = CliRunner().invoke(app, [
         "fwi", "--data", str(data), "--survey", str(survey_file), "--init",
         str(tmp_path / "pred"), "--iters", "3", "--out", str(tmp_path / "out"),
-        "--bands", "15,0", "--no-progress",
+        "--bands", "15,0", "--prior", "tv2d", "--prior-strength", "1e-6", "--no-progress",
     ])
     assert result.exit_code == 0, result.output
     refined = PredictionStore(tmp_path / "out")

@@ -51,11 +51,13 @@ def relative_misfit(
         num = (sim * obs).sum(axis=(1, 2, 3))
         den = (sim * sim).sum(axis=(1, 2, 3))
         sim = sim * np.where(den > 0, num / np.maximum(den, 1e-300), 1.0)[:, None, None, None]
-    diff2 = ((sim - obs) ** 2).sum(axis=(2, 3))  # (n, shots)
-    obs2 = (obs**2).sum(axis=(2, 3))
-    tiny = np.finfo(np.float64).tiny
-    per_shot = np.sqrt(diff2 / np.maximum(obs2, tiny))
-    per_sample = np.sqrt(diff2.sum(axis=1) / np.maximum(obs2.sum(axis=1), tiny))
+    import torch
+
+    from seisinv.physics.misfit import relative_l2
+
+    sim_t, obs_t = torch.from_numpy(sim), torch.from_numpy(obs)
+    per_shot = relative_l2(sim_t, obs_t, per_shot=True).numpy()
+    per_sample = relative_l2(sim_t, obs_t).numpy()
     return per_sample, per_shot
 
 

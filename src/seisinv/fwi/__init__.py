@@ -9,7 +9,11 @@ Public API::
     result.velocity          # (batch, nz, nx) float32, survey units
     run_fwi("data/", "openfwi", init="preds/", out="fwi_out/", config=FwiConfig())
 
-Modules: ``config`` (settings), ``invert`` (the loop), ``misfit`` (L2, normalised), ``signal``
+Modules: ``config`` (settings), ``invert`` (entry point and the Adam loop), ``quasi_newton``
+(float64 L-BFGS with a prior per sample, the default), ``lbfgs`` (batched L-BFGS, strong-Wolfe
+line search per sample), ``gauss_newton`` (steps for small priors), ``priors`` (``tv1d``,
+``tv2d``, ``gp``, ``none``; ``choose_prior``), ``batching`` (batch size), ``misfit`` (re-export
+of ``seisinv.physics.misfit``), ``signal``
 (low-pass, wavelet estimation), ``precondition`` (gradient smoothing, regularisation),
 ``initial`` (starting models), ``coarse`` (inverting on a decimated grid), ``job`` (datasets,
 prediction stores, resume), ``plot`` (convergence figure).
@@ -20,9 +24,11 @@ from seisinv.fwi.initial import gradient_model, initial_from_store, smooth_model
 from seisinv.fwi.invert import BoundedModel, FwiResult, invert
 from seisinv.fwi.job import FwiJobSummary, read_histories, run_fwi
 from seisinv.fwi.misfit import MISFITS, l2_misfit, normalized_misfit
+from seisinv.fwi.priors import PRIORS, choose_prior
 
 __all__ = [
     "MISFITS",
+    "PRIORS",
     "BoundedModel",
     "FwiConfig",
     "FwiJobSummary",
@@ -31,6 +37,7 @@ __all__ = [
     "gradient_model",
     "initial_from_store",
     "invert",
+    "choose_prior",
     "l2_misfit",
     "normalized_misfit",
     "read_histories",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seisinv.errors import ConfigError, DataError
+from seisinv.errors import DataError
 from seisinv.fwi.config import FwiConfig
 from seisinv.fwi.misfit import MISFITS
 from seisinv.fwi.precondition import (
@@ -47,6 +47,9 @@ class FwiResult:
         wavelet_filter: ``(batch, nfreq)`` complex matching filter of the last estimate (None when
             the wavelet was not estimated).
         wall_s: wall time of the whole batch in seconds.
+        prior, prior_reason: per sample, the prior used and why (L-BFGS; ``"none"`` for Adam).
+        stop: per sample, why each L-BFGS run stopped (one entry per band and round).
+        iterations, evaluations: per sample, accepted iterations and simulations (L-BFGS).
     """
 
     velocity: np.ndarray
@@ -57,6 +60,11 @@ class FwiResult:
     model_mae: np.ndarray | None
     wavelet_filter: np.ndarray | None
     wall_s: float
+    prior: list[str] | None = None
+    prior_reason: list[str] | None = None
+    stop: list[list[str]] | None = None
+    iterations: list[int] | None = None
+    evaluations: list[int] | None = None
 
 
 class BoundedModel(torch.nn.Module):
@@ -96,7 +104,8 @@ def physics_forward(survey: Survey, device: torch.device) -> Forward:
     from seisinv.physics import simulate
 
     def forward(velocity: torch.Tensor, shots: Sequence[int] | None) -> torch.Tensor:
-        return simulate(velocity, survey, device=device, shots=shots)
+        dtype = velocity.dtype if velocity.dtype == torch.float64 else torch.float32
+        return simulate(velocity, survey, device=device, shots=shots, dtype=dtype)
 
     return forward
 
@@ -136,26 +145,30 @@ def _check_inputs(observed: torch.Tensor, initial: torch.Tensor, survey: Survey,
         )
     if not torch.isfinite(observed).all() or not torch.isfinite(initial).all():
         raise DataError("observed gathers or initial velocity contain NaN or inf")
-    if config.optimizer == "lbfgs" and config.shots_per_iter is not None:
-        raise ConfigError("shots_per_iter: shot subsampling needs optimizer adam (L-BFGS needs "
-                          "the same objective at every evaluation)")
 
 
 def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tensor,
            survey: Survey, config: FwiConfig, *, true_velocity: np.ndarray | None = None,
            forward: Forward | None = None,
-           on_iteration: Callable[[int, np.ndarray], None] | None = None) -> FwiResult:
+           on_iteration: Callable[[int, np.ndarray], None] | None = None,
+           families: Sequence[str | None] | None = None,
+           informative_start: bool = True) -> FwiResult:
     """Full-waveform inversion of a batch of samples sharing one survey.
 
     Args:
         observed: ``(batch, shots, time, receivers)`` observed gathers (survey amplitude
-            convention). Their dtype sets the computation's (float32 or float64).
+            convention). Adam: their dtype sets the computation's (float32 or float64);
+            L-BFGS: ``config.precision`` does.
         initial: ``(batch, nz, nx)`` starting velocity in survey units, depth first.
         survey: the acquisition (grid, time axis, velocity bounds).
         config: the inversion settings.
         true_velocity: optional ``(batch, nz, nx)`` truth, only to record the model error.
         forward: optional forward model (default: ``seisinv.physics.simulate``).
-        on_iteration: called after each iteration with its index and the ``(batch,)`` misfit.
+        on_iteration: called after each iteration (L-BFGS: each batched evaluation) with its
+            index and the ``(batch,)`` misfit.
+        families: optional velocity family per sample (``prior auto`` uses it when given).
+        informative_start: False when ``initial`` is a generic start (smooth, gradient) rather
+            than a prediction (``seisinv.fwi.priors.choose_prior``).
 
     Returns:
         An ``FwiResult``; the velocity stays inside ``[survey.vmin, survey.vmax]``.
@@ -166,6 +179,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     device = resolve_device(config.device)
     obs = torch.as_tensor(observed).to(device)
     dtype = obs.dtype if obs.dtype in (torch.float32, torch.float64) else torch.float32
+    if config.optimizer == "lbfgs":
+        dtype = torch.float64 if config.precision == "float64" else torch.float32
     obs = obs.to(dtype)
     start = torch.as_tensor(initial).to(device=device, dtype=dtype)
     _check_inputs(obs, start, survey, config)
@@ -174,6 +189,15 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     misfit_fn = MISFITS.get(config.misfit)
     regularizer = REGULARIZERS.get(config.regularization)
     mask_rows = config.mask_rows if config.mask_rows is not None else default_mask_rows(survey)
+    if config.optimizer == "lbfgs":
+        from seisinv.fwi.quasi_newton import invert_lbfgs
+
+        truth = None if true_velocity is None else torch.as_tensor(true_velocity).to(device, dtype)
+        fields = invert_lbfgs(obs, start, survey, config, forward, mask_rows=mask_rows,
+                              truth=truth, families=families,
+                              informative_start=informative_start, on_iteration=on_iteration)
+        fields["wall_s"] = time.perf_counter() - started
+        return FwiResult(**fields)
     mask_rows = -(-mask_rows // config.model_coarsen)  # rows of the (possibly coarser) model grid
     truth = None if true_velocity is None else torch.as_tensor(true_velocity).to(device, dtype)
     generator = torch.Generator().manual_seed(config.seed)
@@ -213,12 +237,7 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     adam = torch.optim.Adam(model.parameters(), lr=config.lr, eps=ADAM_EPS)
     for corner, n_iters in config.stages():
         observed_band = lowpass(obs, survey.dt, corner, config.filter_order)
-        if config.optimizer == "adam":
-            optimizer = adam
-        else:
-            optimizer = torch.optim.LBFGS(model.parameters(), lr=config.lr, max_iter=1,
-                                          history_size=10, line_search_fn="strong_wolfe",
-                                          tolerance_grad=0.0, tolerance_change=0.0)
+        optimizer = adam
         # Each stage's misfit is divided by its starting value, so gradients are O(1) whatever
         # the data's amplitude (Adam's eps and L-BFGS's first step assume that scale).
         stage_scale: torch.Tensor | None = None
@@ -245,9 +264,7 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
                 loss.backward()
                 grad = precondition_gradient(model.p.grad, config.smooth_sigma,
                                              config.depth_power, mask_rows)
-                if config.optimizer == "adam":
-                    grad = _unit_scale(grad)
-                model.p.grad = grad
+                model.p.grad = _unit_scale(grad)
                 if not record:
                     record.append(per_sample.detach())
                 return loss

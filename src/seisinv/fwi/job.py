@@ -16,6 +16,7 @@ run killed at any point resumes by skipping finished ids.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from seisinv.fwi.initial import gradient_model, initial_from_store, smooth_model
 from seisinv.fwi.invert import Forward, FwiResult, invert
 from seisinv.io import atomic_open, disk_full_error, write_json
 from seisinv.survey import Survey, load_survey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ def history_record(result: FwiResult, index: int, sample_id: str) -> dict:
     }
     if result.model_mae is not None:
         record["model_mae"] = result.model_mae[index].tolist()
+    if result.prior is not None:
+        record["prior"] = result.prior[index]
+        record["prior_reason"] = result.prior_reason[index]
+        record["stop"] = result.stop[index]
+        record["iterations_done"] = result.iterations[index]
+        record["simulations"] = result.evaluations[index]
     return record
 
 
@@ -179,7 +188,11 @@ def _invert_into(out, source, survey, init, config, indices, settings, smooth_si
     ids = source.ids
     todo = [i for i in indices if not store.has(ids[i])]
     skipped = [ids[i] for i in indices if store.has(ids[i])]
-    batch = config.batch_size if config.optimizer == "adam" else 1
+    from seisinv.fwi.batching import resolve_batch_size
+    from seisinv.runtime import resolve_device
+
+    itemsize = 8 if config.optimizer == "lbfgs" and config.precision == "float64" else 4
+    batch = resolve_batch_size(config.batch_size, survey, resolve_device(config.device), itemsize)
     inverted: list[str] = []
     with progress_bar(disable=not progress) as bar:
         task = bar.add_task("fwi", total=len(todo) * config.iters)
@@ -190,9 +203,13 @@ def _invert_into(out, source, survey, init, config, indices, settings, smooth_si
             truths = [s.velocity for s in samples]
             truth = np.stack(truths) if all(t is not None for t in truths) else None
             result = invert(observed, start, simulated_survey, config, true_velocity=truth,
-                            forward=forward,
+                            forward=forward, families=[s.family for s in samples],
+                            informative_start=init not in ("smooth", "gradient"),
                             on_iteration=lambda i, m, n=len(samples): bar.advance(task, n))
             for k, sample in enumerate(samples):
+                if result.prior is not None:
+                    log.info("fwi %s: prior %s (%s)", sample.id, result.prior[k],
+                             result.prior_reason[k])
                 _write_history(out / "fwi", history_record(result, k, sample.id))
                 store.write(sample.id, result.velocity[k])
                 inverted.append(sample.id)

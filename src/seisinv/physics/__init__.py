@@ -5,12 +5,24 @@
 
 Public API: ``simulate`` (velocity maps -> gathers, differentiable; ``shots=`` and
 ``wavelet=`` for FWI), ``ricker`` / ``survey_wavelet`` / ``default_peak_time`` (source
-wavelets) and ``openfwi_reference`` (slow re-implementation of OpenFWI's scheme, for checks).
+wavelets), ``l2_misfit`` / ``relative_l2`` / ``normalized_misfit`` (gather misfits, used by FWI,
+the physics loss and qc) and ``openfwi_reference`` (slow re-implementation of OpenFWI's scheme, for checks).
 Conventions (units, sign, timing, amplitude) are in docs/physics.md.
 """
 
 from seisinv.physics.forward import simulate
+from seisinv.physics.misfit import MISFITS, l2_misfit, normalized_misfit, relative_l2
 from seisinv.physics.openfwi_reference import openfwi_reference
 from seisinv.physics.wavelet import default_peak_time, ricker, survey_wavelet
 
-__all__ = ["default_peak_time", "openfwi_reference", "ricker", "simulate", "survey_wavelet"]
+__all__ = [
+    "MISFITS",
+    "default_peak_time",
+    "l2_misfit",
+    "normalized_misfit",
+    "openfwi_reference",
+    "relative_l2",
+    "ricker",
+    "simulate",
+    "survey_wavelet",
+]

@@ -21,8 +21,9 @@ from seisinv.runtime import resolve_device
 from seisinv.survey import Survey
 
 
-def _velocity_tensor(velocity, survey: Survey, device: torch.device) -> torch.Tensor:
-    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, float32.
+def _velocity_tensor(velocity, survey: Survey, device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, ``dtype``.
 
     OpenFWI's model files hold (n, 1, nz, nx) and a single map is (nz, nx): both are accepted
     and become (n, nz, nx) / (1, nz, nx)."""
@@ -42,7 +43,7 @@ def _velocity_tensor(velocity, survey: Survey, device: torch.device) -> torch.Te
     v = torch.as_tensor(velocity, device=device)
     if not v.is_floating_point():
         v = v.float()
-    v = v.to(device=device, dtype=torch.float32)
+    v = v.to(device=device, dtype=dtype)
     with torch.no_grad():
         vmin, vmax = float(v.min()), float(v.max())
     if not (np.isfinite(vmin) and np.isfinite(vmax)) or vmin <= 0:
@@ -131,6 +132,7 @@ def simulate(
     device: str | torch.device = "auto",
     shots: Sequence[int] | None = None,
     wavelet: torch.Tensor | np.ndarray | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Model the survey's shot gathers over velocity maps with the 2-D acoustic wave equation.
 
@@ -151,9 +153,10 @@ def simulate(
             (len(shots), nt) one per selected shot, dimensionless, sample ``i`` at time
             ``i * survey.dt``; it is multiplied by ``survey.simulation.source_scale`` like the
             default. May require grad (wavelet estimation).
+        dtype: float32 (default) or float64 (FWI's quasi-Newton, Taylor tests).
 
     Returns:
-        (n, len(shots), survey.nt, survey.n_receivers) float32 gathers on ``device``, sample
+        (n, len(shots), survey.nt, survey.n_receivers) ``dtype`` gathers on ``device``, sample
         ``j`` at time ``j * survey.dt``, time axis before receivers (the challenges' layout).
 
     Raises:
@@ -170,11 +173,11 @@ def simulate(
             "to ~0.2%); use 'pml', or seisinv.physics.openfwi_reference for the sponge itself"
         )
     dev = resolve_device(device)
-    v = _velocity_tensor(velocity, survey, dev)
+    v = _velocity_tensor(velocity, survey, dev, dtype)
     shot_ids = _shot_indices(shots, survey)
     n, n_shots = v.shape[0], len(shot_ids)
     sim = survey.simulation
-    w = _wavelet_tensor(wavelet, survey, n_shots, dev)
+    w = _wavelet_tensor(wavelet, survey, n_shots, dev).to(dtype)
     with torch.no_grad():
         max_vel = max(float(v.max()), survey.vmax * survey.to_mps)
     plan = plan_grid(survey, max_vel)

@@ -228,19 +228,19 @@ def physics(ctx: LossContext, device: str = "auto") -> LossFn:
     The predicted map is simulated in the raw survey domain (``(batch, shots, nt, receivers)``)
     and the simulated gathers go through the run's fitted pipeline (as torch operations, see
     ``differentiable_pipeline``: resampling, crops and pads included) like the network input,
-    so both are compared in the network input's domain; each sample's
-    misfit is ``mean((sim - gathers)^2) / mean(gathers^2)``, 0 for a perfect prediction of
-    noise-free data. Costs one wave simulation per sample and step: small surveys only.
+    so both are compared in the network input's domain; each sample's misfit is
+    ``sum((sim - gathers)^2) / sum(gathers^2)`` (``seisinv.physics.misfit.residual_energy_ratio``,
+    the misfit FWI and qc use), 0 for a perfect prediction of noise-free data. Costs one wave
+    simulation per sample and step: small surveys only.
     """
     transform = differentiable_pipeline(ctx.pipeline)
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
         from seisinv.physics import simulate
+        from seisinv.physics.misfit import residual_energy_ratio
 
         simulated = transform(simulate(pred.float(), ctx.survey, device=device).to(gathers.device))
-        observed = gathers.float()
-        power = observed.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
-        return (simulated - observed).pow(2).mean(dim=(1, 2, 3)) / power
+        return residual_energy_ratio(simulated, gathers.float())
 
     return fn
 
