@@ -192,11 +192,23 @@ def test_clean_temporaries_keeps_an_old_copy_that_is_the_only_one(tmp_path):
 def test_batch_size_one_with_batchnorm_is_refused_naming_the_option(dataset, tmp_path):  # noqa: F811
     from seisinv.training.trainer import train
 
-    with pytest.raises(ConfigError, match=r"batch_size=1: model 'unet' has BatchNorm"):
-        train(tiny_config(dataset, *SHORT, "batch_size=1"), tmp_path / "a")
+    # InversionNet's 1 x 1 bottleneck has one value per channel for one sample.
+    with pytest.raises(ConfigError, match=r"batch_size=1: model 'inversionnet' has BatchNorm"):
+        train(tiny_config(dataset, *SHORT, "batch_size=1", "model.name=inversionnet",
+                          "model.options={width: 0.25}"), tmp_path / "a")
     with pytest.raises(ConfigError, match=r"data.train: 1 training sample"):
-        train(tiny_config(dataset, "data.limit=1", "batch_size=4"), tmp_path / "b")
+        train(tiny_config(dataset, "data.limit=1", "batch_size=4", "model.name=inversionnet",
+                          "model.options={width: 0.25}"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_batch_size_one_trains_a_batchnorm_model_whose_features_stay_larger_than_1x1(
+    dataset, tmp_path  # noqa: F811
+):
+    from seisinv.training.trainer import train
+
+    result = train(tiny_config(dataset, *SHORT, "batch_size=1", "steps=2"), tmp_path / "run")
+    assert result.step == 2 and all(np.isfinite(e["loss"]) for e in result.history)
 
 
 def test_batch_size_one_trains_a_model_without_batchnorm(dataset, tmp_path):  # noqa: F811

@@ -394,18 +394,21 @@ def read_init_from(spec: str, weights: str) -> tuple[ckpt.Checkpoint, dict, str]
 
 
 def check_batch_norm(model: torch.nn.Module, config: TrainConfig, n_train: int,
-                     world_size: int, device: torch.device) -> None:
-    """Refuse a run whose training batches would hold one sample for a BatchNorm model.
+                     world_size: int, device: torch.device, probe_input=None) -> None:
+    """Refuse a run whose one-sample training batches would fail in a BatchNorm layer.
 
-    BatchNorm normalises each channel by statistics over the batch (and positions); with one
-    sample the deepest, 1 x 1 features have a single value per channel and torch fails mid-run
-    ("Expected more than 1 value per channel"). Models without BatchNorm train at batch 1.
+    BatchNorm normalises each channel by statistics over the batch and positions; with one sample
+    a layer whose features are 1 x 1 has a single value per channel and torch fails mid-run
+    ("Expected more than 1 value per channel"). Layers with larger feature maps train fine at
+    batch 1 (the Speed & Structure CAFormer U-Net's public batch is 1). When batches may hold one
+    sample, one forward of ``probe_input`` (one sample as the model takes it) in training mode,
+    with the running statistics left untouched, tells which case holds.
 
     Raises:
         ConfigError: naming ``batch_size`` (or the training set size when it is the limit).
     """
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if not has_bn:
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
         return
     per_rank = math.ceil(n_train / world_size)
     smallest = min(config.batch_size, per_rank)
@@ -413,11 +416,13 @@ def check_batch_norm(model: torch.nn.Module, config: TrainConfig, n_train: int,
     pooled = smallest * (world_size if device.type == "cuda" else 1)
     if pooled >= 2:
         return
+    if probe_input is not None and _one_sample_batch_norm_ok(model, norms, probe_input):
+        return
     name = config.model.name
     if config.batch_size == 1:
         raise ConfigError(
-            f"batch_size=1: model {name!r} has BatchNorm layers, which need at least 2 samples "
-            "per training batch; use batch_size >= 2 (accumulate keeps the memory of a small "
+            f"batch_size=1: model {name!r} has BatchNorm layers with a single value per channel "
+            "for one sample; use batch_size >= 2 (accumulate keeps the memory of a small "
             "batch) or a model without batch norm"
         )
     raise ConfigError(
@@ -425,6 +430,30 @@ def check_batch_norm(model: torch.nn.Module, config: TrainConfig, n_train: int,
         f"{name!r} holds one and its BatchNorm layers need at least 2; add training samples "
         "(or raise data.limit)"
     )
+
+
+def _one_sample_batch_norm_ok(model: torch.nn.Module, norms, probe_input) -> bool:
+    """True when one training-mode forward of one sample passes every BatchNorm layer."""
+    saved = [(m.momentum, m.num_batches_tracked.clone()
+              if m.num_batches_tracked is not None else None) for m in norms]
+    was_training = model.training
+    try:
+        for m in norms:
+            m.momentum = 0.0  # running = (1 - 0) * running: the probe changes no statistic
+        model.train()
+        with torch.no_grad():
+            model(probe_input)
+        return True
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" in str(exc):
+            return False
+        raise
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+        model.train(was_training)
 
 
 def _resolve_auto(config: TrainConfig, model, task, data: TrainData, device, amp_dtype,
@@ -568,7 +597,12 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     config = _resolve_auto(config, model, task, data, device, amp_dtype, info.world_size)
     n_train = len(data.train)
-    check_batch_norm(model, config, n_train, info.world_size, device)
+    probe = None
+    if config.task == "velocity" and n_train:
+        probe = data.train[0]["gathers"].unsqueeze(0).to(device)
+        if config.channels_last and probe.ndim == 4:
+            probe = probe.contiguous(memory_format=torch.channels_last)
+    check_batch_norm(model, config, n_train, info.world_size, device, probe)
 
     train_model = wrap_model(model, device)
     ema = create_ema(model, config.ema)
