@@ -113,7 +113,7 @@ def test_generate_spec_expands_openfwi_and_records_mix_options(tiny_survey):
     assert spec.mix_options == MixOptions(flips=False, weight=(0.3, 0.7))
     with pytest.raises(SeisinvError, match="weight range"):
         GenerateSpec(survey=tiny_survey, families=("mix",), n=2, mix_weight=(0.9, 0.1))
-    with pytest.raises(SeisinvError, match="mix-from"):
+    with pytest.raises(SeisinvError, match="mix_from"):
         GenerateSpec(survey=tiny_survey, families=("flat",), n=2, mix_from="x.npy")
     GenerateSpec(survey=tiny_survey, families=("transform",), n=2, mix_from="x.npy")
 

@@ -86,6 +86,6 @@ def test_ensemble_refuses_to_resume_into_another_ensemble(stores):
     assert runner.invoke(app, args).exit_code == 0          # the same command resumes
     result = runner.invoke(app, [*args, "--method", "median"])
     assert isinstance(result.exception, SeisinvError)
-    assert 'plan.method "mean" (now "median")' in str(result.exception)
+    assert '"mean" (now "median")' in str(result.exception)
     result = runner.invoke(app, ["ensemble", str(stores / "good"), "--out", str(out)])
     assert isinstance(result.exception, SeisinvError) and "members" in str(result.exception)

@@ -97,7 +97,7 @@ def test_refusals_name_the_member_and_samples(stores, tiny_survey):
     result = invoke(stores / "low", stores / "nan", "--out", stores / "e")
     assert isinstance(result.exception, DataError) and "sample 's2'" in str(result.exception)
     result = invoke(stores / "low", stores / "high", "--out", stores / "low")
-    assert isinstance(result.exception, SeisinvError) and "one of the members" in str(result.exception)
+    assert isinstance(result.exception, SeisinvError) and "is the input" in str(result.exception)
     result = invoke(stores / "low", "--classifier", stores / "run", "--out", stores / "e")
     assert isinstance(result.exception, SeisinvError) and "--per-family" in str(result.exception)
     result = invoke(stores / "low", "--method", "hill_climb", "--out", stores / "e")

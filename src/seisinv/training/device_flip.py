@@ -59,6 +59,11 @@ class DeviceFlip:
         return inputs
 
 
+# Pipeline steps that keep the (shots, time, receivers) layout, so re-simulated shots can replace
+# the mirrored ones in the transformed batch.
+AMPLITUDE_STEPS = ("scale", "zscore", "clip")
+
+
 def setup_device_flip(mode: bool | str, device: torch.device, dataset, pipeline,
                       survey: Survey) -> DeviceFlip | None:
     """Switch ``dataset``'s flip to the device when ``mode`` (True, False, or "auto": on CUDA)
@@ -69,7 +74,10 @@ def setup_device_flip(mode: bool | str, device: torch.device, dataset, pipeline,
         return None
     from seisinv.training.losses import differentiable_pipeline
 
+    steps = [step.name for step in getattr(pipeline, "steps", [])]
     try:
+        if any(name not in AMPLITUDE_STEPS for name in steps):
+            raise ConfigError("shape-changing step")
         transform = differentiable_pipeline(pipeline)
     except ConfigError:
         log.info("flip re-simulation stays in the DataLoader workers: data.transforms change "
