@@ -282,7 +282,17 @@ def run_experiment(
     if not train_dirs:
         raise ConfigError("train: give at least one training dataset folder")
     test_dir = Path(test).resolve()
+    from seisinv.outdir import check_out_not_inside_inputs, lock_output
+
+    check_out_not_inside_inputs(out, [*train_dirs, test_dir])
     out.mkdir(parents=True, exist_ok=True)
+    with lock_output(out, "seisinv experiment"):
+        return _run_locked(spec, out, train_dirs, test_dir, size, overrides, device, echo, hooks,
+                           progress)
+
+
+def _run_locked(spec, out, train_dirs, test_dir, size, overrides, device, echo, hooks,
+                progress) -> ExperimentResult:
     resolved = {
         "experiment": spec.to_dict(),
         "inputs": {"train": [str(p) for p in train_dirs], "test": str(test_dir), "size": size,
