@@ -102,6 +102,17 @@ def combine(stack: np.ndarray, method: str = "mean", weights: Sequence[float] | 
     return velocity.astype(np.float32), stack.std(axis=0).astype(np.float32)
 
 
+def _fit_inputs(members, truth, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Members (m, n, nz, nx) and truth (n, nz, nx) as float64, checked for a weight fit."""
+    if metric not in FIT_METRICS:
+        raise SeisinvError(f"cannot fit weights for metric {metric!r}; use one of {list(FIT_METRICS)}")
+    members = np.asarray(members, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if members.ndim != 4 or members.shape[1:] != truth.shape:
+        raise DataError(f"members {members.shape} do not match truth {truth.shape} as (m, n, nz, nx)")
+    return members, truth
+
+
 def fit_weights(members: np.ndarray, truth: np.ndarray, metric: str = "mae") -> np.ndarray:
     """Simplex weights minimising ``metric`` of the weighted mean against the truth.
 
@@ -116,12 +127,7 @@ def fit_weights(members: np.ndarray, truth: np.ndarray, metric: str = "mae") -> 
     """
     from scipy.optimize import minimize
 
-    if metric not in FIT_METRICS:
-        raise SeisinvError(f"cannot fit weights for metric {metric!r}; use one of {list(FIT_METRICS)}")
-    members = np.asarray(members, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if members.ndim != 4 or members.shape[1:] != truth.shape:
-        raise DataError(f"members {members.shape} do not match truth {truth.shape} as (m, n, nz, nx)")
+    members, truth = _fit_inputs(members, truth, metric)
     n_members = members.shape[0]
     per_sample = FIT_METRICS[metric]
 
@@ -172,12 +178,7 @@ def hill_climb_weights(
         the result is never worse than the mean of the ``init`` best members (with ``init=1``, the
         best single member).
     """
-    if metric not in FIT_METRICS:
-        raise SeisinvError(f"cannot fit weights for metric {metric!r}; use one of {list(FIT_METRICS)}")
-    members = np.asarray(members, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if members.ndim != 4 or members.shape[1:] != truth.shape:
-        raise DataError(f"members {members.shape} do not match truth {truth.shape} as (m, n, nz, nx)")
+    members, truth = _fit_inputs(members, truth, metric)
     if init < 1 or max_rounds < 0 or patience < 1:
         raise SeisinvError(f"hill climbing needs init >= 1, max_rounds >= 0, patience >= 1; got "
                            f"init={init}, max_rounds={max_rounds}, patience={patience}")

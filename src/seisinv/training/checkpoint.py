@@ -157,13 +157,7 @@ def save_checkpoint(
             },
         )
         publish_mode(tmp / MANIFEST)
-        old = folder.with_name(folder.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -211,13 +205,7 @@ def link_checkpoint(source: str | os.PathLike, folder: str | os.PathLike) -> Pat
             except OSError:
                 shutil.copy2(path, tmp / path.name)
         publish_mode(tmp, directory=True)
-        old = folder.with_name(folder.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -378,3 +366,15 @@ def load_weights(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], s
     """Check, then load ``state_dict`` into ``module`` (all or nothing)."""
     check_state_dict(module, state_dict, source)
     module.load_state_dict(state_dict, strict=True)
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by the finished ``tmp`` folder: the old one moves aside to ``.old``
+    first, so a kill at any point leaves either the old or the new checkpoint whole."""
+    old = folder.with_name(folder.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
