@@ -182,3 +182,14 @@ def disk_full_error(
     return OutputError(
         f"{what}; {done} of {total} samples are complete and will not be redone (rerun the same "
         "command to finish)", argument)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

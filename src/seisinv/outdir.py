@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from seisinv.errors import ArgumentError
+from seisinv.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def dataset_identity(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> 
             rel = file.name if file == root else str(file.relative_to(root))
             # Small files (manifests, YAML) by content: rewriting them unchanged (a no-op
             # `generate` rerun rebuilds manifest.csv) must not look like new data.
-            stamp = _sha256(file) if stat.st_size <= SMALL_FILE else stat.st_mtime_ns
+            stamp = sha256_file(file) if stat.st_size <= SMALL_FILE else stat.st_mtime_ns
             digest.update(f"{rel}\0{stat.st_size}\0{stamp}\n".encode())
             count += 1
             total += stat.st_size
@@ -279,16 +280,8 @@ def checkpoint_identity(folder: str | os.PathLike) -> dict:
             files[name] = meta["sha256"]
     if not files:
         for file in _visible_files(folder):
-            files[str(file.relative_to(folder))] = _sha256(file)
+            files[str(file.relative_to(folder))] = sha256_file(file)
     return {"path": str(folder), "sha256": files}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_path(out: str | os.PathLike, is_file: bool = False) -> Path:

@@ -35,6 +35,7 @@ from timm.models.eva import Eva, EvaBlock
 from torch import nn
 
 from seisinv.models.convnext_unet import backbone_with_weights
+from seisinv.models.eva_fusion import pixel_shuffle_2d
 from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
@@ -118,10 +119,7 @@ class GwiViT(nn.Module):
         for block in self.decoder:
             tokens = block(tokens, rope=rope)
         tokens = self.norm(tokens)[:, self.prefix :]
-        batch = tokens.shape[0]
-        (gh, gw), (rz, rx) = grid, self.block
-        blocks = self.head(tokens).reshape(batch, gh, gw, rz, rx).permute(0, 1, 3, 2, 4)
-        maps = blocks.reshape(batch, 1, gh * rz, gw * rx).float()
+        maps = pixel_shuffle_2d(self.head(tokens), grid, self.block).float()
         maps = F.interpolate(maps, size=(self.nz, self.nx), mode="bilinear", align_corners=False)
         return self.output(maps)
 

@@ -17,7 +17,6 @@ manifest's checksums turn a corrupted file into a ``CheckpointError`` before any
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seisinv.errors import CheckpointError
-from seisinv.io import publish_mode, write_json, write_yaml
+from seisinv.io import publish_mode, sha256_file, write_json, write_yaml
 
 FORMAT_VERSION = 1
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
@@ -97,12 +96,6 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor], source: str = "s
 
 
 # ---- writing ------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -151,7 +144,7 @@ def save_checkpoint(
             {
                 "format": FORMAT_VERSION,
                 "files": {
-                    n: {"sha256": _sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
+                    n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size}
                     for n in files
                 },
             },
@@ -268,7 +261,7 @@ def verify_checkpoint(folder: str | os.PathLike) -> Path:
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{path}: missing from the checkpoint")
-        if path.stat().st_size != meta["bytes"] or _sha256(path) != meta["sha256"]:
+        if path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]:
             raise CheckpointError(
                 f"{path}: corrupted (size or sha256 differs from {MANIFEST}); "
                 "use another checkpoint (e.g. checkpoints/best or an earlier copy)"
