@@ -1,0 +1,70 @@
+"""Packaged Kaggle GWI experiments end to end at ``--size tiny`` on a tree laid out like Kaggle's
+training data (family folders with repeated file names, both file-name styles) and test folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seisinv.experiment import experiment_names, load_experiment, run_experiment
+from seisinv.survey import OPENFWI
+
+GWI = ("gwi-convnext-unet",)
+
+
+@pytest.fixture(scope="module")
+def kaggle_tree(tmp_path_factory):
+    """``train_samples/FlatVel_A/data/data1.npy`` + ``model/model1.npy`` and
+    ``train_samples/FlatFault_A/seis2_1_0.npy`` + ``vel2_1_0.npy`` (file names repeated across
+    families), ``test/<id>.npy`` single samples; OpenFWI shapes, random gathers."""
+    root = tmp_path_factory.mktemp("gwi")
+    rng = np.random.default_rng(0)
+    survey = OPENFWI
+    n = 2
+
+    def batch():
+        gathers = (rng.standard_normal((n, *survey.gather_shape)) * 1e-2).astype(np.float32)
+        depth = np.linspace(1600.0, 4400.0, survey.disk_velocity_shape[0])[:, None]
+        velocity = np.broadcast_to(depth, survey.disk_velocity_shape) \
+            + rng.uniform(0, 50, (n, 1, *survey.disk_velocity_shape))
+        return gathers, velocity.astype(np.float32)
+
+    train = root / "train_samples"
+    for family in ("FlatVel_A", "CurveVel_A"):
+        (train / family / "data").mkdir(parents=True)
+        (train / family / "model").mkdir(parents=True)
+        gathers, velocity = batch()
+        np.save(train / family / "data" / "data1.npy", gathers)
+        np.save(train / family / "model" / "model1.npy", velocity)
+    for family in ("FlatFault_A", "CurveFault_A"):
+        (train / family).mkdir(parents=True)
+        gathers, velocity = batch()
+        np.save(train / family / "seis2_1_0.npy", gathers)
+        np.save(train / family / "vel2_1_0.npy", velocity)
+    (root / "test").mkdir()
+    for sample_id in ("000039dca2", "0001026c8a"):
+        np.save(root / "test" / f"{sample_id}.npy",
+                (rng.standard_normal(survey.gather_shape) * 1e-2).astype(np.float32))
+    return root
+
+
+def test_gwi_experiments_are_packaged_and_resolve():
+    assert set(GWI) <= set(experiment_names())
+    for name in GWI:
+        for size in ("tiny", "full"):
+            assert load_experiment(name, size).submission == "kaggle-gwi"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GWI)
+def test_gwi_experiment_runs_end_to_end_tiny(name, kaggle_tree, tmp_path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    out = tmp_path / "out"
+    spec = load_experiment(name, "tiny")
+    result = run_experiment(spec, [kaggle_tree / "train_samples"], kaggle_tree / "test", out,
+                            size="tiny", device="cpu", progress=False)
+    maps = read_kaggle_gwi(result.submission)
+    assert sorted(maps) == ["000039dca2", "0001026c8a"]
+    for run in spec.runs:
+        assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
