@@ -9,7 +9,7 @@ import pytest
 from seisinv.experiment import experiment_names, load_experiment, run_experiment
 from seisinv.survey import OPENFWI
 
-GWI = ("gwi-convnext-unet",)
+GWI = ("gwi-convnext-unet", "gwi-4th-place", "gwi-sota-xattn")
 
 
 @pytest.fixture(scope="module")

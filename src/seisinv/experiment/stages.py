@@ -310,6 +310,12 @@ def submission(ctx) -> None:
         store = refined if refined is not None and refined.has(sample_id) else ensemble_store
         if store.has(sample_id):
             maps[sample_id] = store.read(sample_id)
+    if ctx.spec.postprocess:
+        from seisinv.inference.postprocess import build_chain
+
+        chain = build_chain(ctx.spec.postprocess, ctx.survey)
+        maps = {sample_id: chain(velocity) for sample_id, velocity in maps.items()}
+        ctx.echo(f"submission: post-processing {[s['name'] for s in ctx.spec.postprocess]}")
     path = ctx.out / SUBMISSION_FILES[ctx.spec.submission]
     write_submission(ctx.spec.submission, path, maps, ctx.survey, expected_ids=ids)
     ctx.echo(f"submission: {len(maps)} maps -> {path}")
