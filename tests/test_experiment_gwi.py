@@ -9,7 +9,7 @@ import pytest
 from seisinv.experiment import experiment_names, load_experiment, run_experiment
 from seisinv.survey import OPENFWI
 
-GWI = ("gwi-convnext-unet", "gwi-4th-place", "gwi-sota-xattn")
+GWI = ("gwi-convnext-unet", "gwi-4th-place", "gwi-sota-xattn", "gwi-vit")
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,32 @@ def test_gwi_experiment_runs_end_to_end_tiny(name, kaggle_tree, tmp_path):
     assert sorted(maps) == ["000039dca2", "0001026c8a"]
     for run in spec.runs:
         assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
+    if spec.pseudo_label is not None and "pseudo_label" in spec.stages:
+        labelled = out / "pseudo" / "round-1"
+        assert (labelled / "pseudo_label.json").is_file()
+        folds = dict(line.split(",") for line in (out / "folds.csv").read_text().split()[1:])
+        pseudo = [i for i in folds if i not in _train_ids(out)]
+        assert pseudo and all(folds[i] == "-1" for i in pseudo)  # training only, never validated
+        assert (out / "pseudo" / "before-round-1" / "ensemble").is_dir()
+        for run in spec.runs:  # trained again, on the pool plus the pseudo labels
+            assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
+
+
+def _train_ids(out):
+    import json
+
+    state = json.loads((out / "state.json").read_text())
+    n = state["runs"]["pseudo_label"]["round-1-labels"]["n"]
+    folds = [line.split(",")[0] for line in (out / "folds.csv").read_text().split()[1:]]
+    return set(folds[:-n])
+
+
+def test_gwi_4th_place_postprocessing_rounds_the_submission(kaggle_tree, tmp_path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    spec = load_experiment("gwi-4th-place", "tiny")
+    result = run_experiment(spec, [kaggle_tree / "train_samples"], kaggle_tree / "test",
+                            tmp_path / "out", size="tiny", device="cpu", progress=False)
+    for velocity in read_kaggle_gwi(result.submission).values():
+        assert np.allclose(velocity, np.round(velocity))
+        assert velocity.min() >= OPENFWI.vmin and velocity.max() <= OPENFWI.vmax
