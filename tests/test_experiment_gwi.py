@@ -14,37 +14,37 @@ GWI = ("gwi-convnext-unet", "gwi-4th-place", "gwi-sota-xattn", "gwi-vit")
 
 @pytest.fixture(scope="module")
 def kaggle_tree(tmp_path_factory):
-    """``train_samples/FlatVel_A/data/data1.npy`` + ``model/model1.npy`` and
-    ``train_samples/FlatFault_A/seis2_1_0.npy`` + ``vel2_1_0.npy`` (file names repeated across
-    families), ``test/<id>.npy`` single samples; OpenFWI shapes, random gathers."""
+    """Samples made by ``seisinv generate`` on the OpenFWI survey (Kaggle's shapes), moved into
+    Kaggle's layout: ``train_samples/FlatVel_A/data/data1.npy`` + ``model/model1.npy`` and
+    ``train_samples/FlatFault_A/seis2_1_0.npy`` + ``vel2_1_0.npy``, each file name repeated in a
+    second family folder, and ``test/<id>.npy`` single samples without velocity."""
+    import shutil
+
+    from seisinv.generation.job import GenerateSpec, run_generate
+
     root = tmp_path_factory.mktemp("gwi")
-    rng = np.random.default_rng(0)
-    survey = OPENFWI
-    n = 2
-
-    def batch():
-        gathers = (rng.standard_normal((n, *survey.gather_shape)) * 1e-2).astype(np.float32)
-        depth = np.linspace(1600.0, 4400.0, survey.disk_velocity_shape[0])[:, None]
-        velocity = np.broadcast_to(depth, survey.disk_velocity_shape) \
-            + rng.uniform(0, 50, (n, 1, *survey.disk_velocity_shape))
-        return gathers, velocity.astype(np.float32)
-
+    generated = root / "generated"
+    run_generate(GenerateSpec(survey=OPENFWI, families=("FlatVel_A", "FlatFault_A"), n=8,
+                              seed=0, per_file=2), generated, device="cpu",
+                 show_progress=False)
+    chunks = sorted((generated / "data").glob("data*.npy"))
+    assert len(chunks) == 4
     train = root / "train_samples"
-    for family in ("FlatVel_A", "CurveVel_A"):
-        (train / family / "data").mkdir(parents=True)
-        (train / family / "model").mkdir(parents=True)
-        gathers, velocity = batch()
-        np.save(train / family / "data" / "data1.npy", gathers)
-        np.save(train / family / "model" / "model1.npy", velocity)
-    for family in ("FlatFault_A", "CurveFault_A"):
-        (train / family).mkdir(parents=True)
-        gathers, velocity = batch()
-        np.save(train / family / "seis2_1_0.npy", gathers)
-        np.save(train / family / "vel2_1_0.npy", velocity)
+    targets = [("FlatVel_A/data/data1.npy", "FlatVel_A/model/model1.npy"),
+               ("CurveVel_A/data/data1.npy", "CurveVel_A/model/model1.npy"),
+               ("FlatFault_A/seis2_1_0.npy", "FlatFault_A/vel2_1_0.npy"),
+               ("CurveFault_A/seis2_1_0.npy", "CurveFault_A/vel2_1_0.npy")]
+    for chunk, (data, model) in zip(chunks, targets, strict=True):
+        for target in (train / data, train / model):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        velocity = generated / "model" / chunk.name.replace("data", "model")
+        shutil.copy(chunk, train / data)
+        shutil.copy(velocity, train / model)
     (root / "test").mkdir()
-    for sample_id in ("000039dca2", "0001026c8a"):
-        np.save(root / "test" / f"{sample_id}.npy",
-                (rng.standard_normal(survey.gather_shape) * 1e-2).astype(np.float32))
+    gathers = np.load(chunks[0])
+    for sample_id, sample in zip(("000039dca2", "0001026c8a"), gathers, strict=True):
+        np.save(root / "test" / f"{sample_id}.npy", sample)
+    shutil.rmtree(generated)
     return root
 
 
