@@ -97,3 +97,34 @@ def test_gwi_4th_place_postprocessing_rounds_the_submission(kaggle_tree, tmp_pat
     for velocity in read_kaggle_gwi(result.submission).values():
         assert np.allclose(velocity, np.round(velocity))
         assert velocity.min() >= OPENFWI.vmin and velocity.max() <= OPENFWI.vmax
+
+
+@pytest.mark.slow
+def test_pseudo_label_round_resumes_after_a_kill_in_its_training(kaggle_tree, tmp_path):
+    import json
+
+    spec = load_experiment("gwi-vit", "tiny")
+    out = tmp_path / "out"
+    calls: list[str] = []
+
+    def kill(stage, run):
+        calls.append(stage)
+        if stage == "train" and calls.count("train") == 2:  # the pseudo-label round's training
+            raise KeyboardInterrupt("killed")
+
+    args = ([kaggle_tree / "train_samples"], kaggle_tree / "test", out)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, *args, size="tiny", device="cpu", progress=False,
+                       hooks={"before_run": kill})
+    state = json.loads((out / "state.json").read_text())
+    assert set(state["runs"]["pseudo_label"]) == {"round-1-labels", "round-1-moved"}
+    result = run_experiment(spec, *args, size="tiny", device="cpu", progress=False)
+    state = json.loads((out / "state.json").read_text())
+    assert "round-1" in state["runs"]["pseudo_label"]
+    assert sorted(read_kaggle_gwi_ids(result.submission)) == ["000039dca2", "0001026c8a"]
+
+
+def read_kaggle_gwi_ids(path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    return list(read_kaggle_gwi(path))
