@@ -158,6 +158,18 @@ class FwiStage(_Section):
     simulation_coarsen: int | None = Field(None, ge=1)
 
 
+class PseudoLabelStage(_Section):
+    """Pseudo-labelling (stage ``pseudo_label``): the ensemble's test-set maps become training
+    samples (``OUT/pseudo/round-K``, training only, never validation) and every run is trained
+    again on the pool plus them, ``rounds`` times.
+
+    Attributes:
+        rounds: pseudo-labelling rounds (0: the stage does nothing).
+    """
+
+    rounds: int = Field(1, ge=0)
+
+
 class ExperimentSpec(_Section):
     """A whole experiment; see the module docstring and ``docs/experiments.md``.
 
@@ -169,6 +181,9 @@ class ExperimentSpec(_Section):
         survey: survey preset or YAML path for every run (None: the recipe's).
         train: nested overrides of the recipe for every run.
         generate, folds, runs, predict, ensemble, fwi: the stages' settings.
+        postprocess: ``seisinv.inference.postprocess`` specs (``{name: clip}``, ...) applied to
+            every map the submission stage writes.
+        pseudo_label: the ``pseudo_label`` stage's settings (None: the stage does nothing).
         stages: stage names run in order (``seisinv.experiment.stages.STAGES``).
     """
 
@@ -184,6 +199,8 @@ class ExperimentSpec(_Section):
     predict: PredictStage = Field(default_factory=PredictStage)
     ensemble: EnsembleStage = Field(default_factory=EnsembleStage)
     fwi: FwiStage | None = None
+    postprocess: list[dict[str, Any]] = Field(default_factory=list)
+    pseudo_label: PseudoLabelStage | None = None
     stages: list[str] = Field(
         default_factory=lambda: ["generate", "folds", "train", "predict", "validate",
                                  "ensemble", "fwi", "submission"]

@@ -43,6 +43,10 @@ def pool_dirs(ctx) -> list[str]:
     generated = ctx.out / "generated"
     if ctx.spec.generate is not None and ctx.spec.generate.n > 0:
         dirs.append(str(generated))
+    # Pseudo-labelled test maps of finished ``pseudo_label`` rounds (training only: fold -1).
+    labelled = ctx.state.data["runs"].get("pseudo_label", {})
+    rounds = sorted(int(k.split("-")[1]) for k in labelled if k.endswith("-labels"))
+    dirs.extend(str(ctx.out / "pseudo" / f"round-{k}") for k in rounds)
     return dirs
 
 
@@ -273,6 +277,53 @@ def validate(ctx) -> None:
                  label="validation ensemble")
 
 
+@STAGES.register("pseudo_label")
+def pseudo_label(ctx) -> None:
+    """Pseudo-labelling rounds (Kaggle GWI 1st place): the ensemble's test-set maps are simulated
+    into ``OUT/pseudo/round-K`` (``seisinv.inference.pseudo_label.make_pseudo_labels``), added to
+    the folds file as training only (fold -1, never validation), and every run is trained again
+    on the pool plus them, then predicted and ensembled; the previous round's ``runs``,
+    ``predictions`` and ``ensemble`` move to ``OUT/pseudo/before-round-K``. Each step is recorded,
+    so a rerun resumes inside a round."""
+    import shutil
+
+    from seisinv.data import open_dataset
+    from seisinv.data.folds import read_folds, write_folds
+    from seisinv.inference.pseudo_label import make_pseudo_labels
+
+    settings = ctx.spec.pseudo_label
+    if settings is None or settings.rounds == 0:
+        ctx.echo("pseudo_label: no rounds")
+        return
+    for k in range(1, settings.rounds + 1):
+        target = ctx.out / "pseudo" / f"round-{k}"
+        if not ctx.state.run_done("pseudo_label", f"round-{k}-labels"):
+            ctx.echo(f"pseudo_label round {k}: labelling the test set -> {target}")
+            make_pseudo_labels(ctx.out / "ensemble", str(ctx.test_dir), ctx.survey, target,
+                               ctx.device, round_index=k, progress=ctx.progress)
+            ids = open_dataset(str(target), ctx.survey, require_velocity=True).ids
+            folds_csv = ctx.out / "folds.csv"
+            assignment = read_folds(folds_csv)
+            assignment.update({sample_id: -1 for sample_id in ids})
+            write_folds(folds_csv, assignment)
+            ctx.state.finish_run("pseudo_label", f"round-{k}-labels", {"n": len(ids)})
+        if not ctx.state.run_done("pseudo_label", f"round-{k}-moved"):
+            before = ctx.out / "pseudo" / f"before-round-{k}"
+            before.mkdir(parents=True, exist_ok=True)
+            for name in ("runs", "predictions", "ensemble"):
+                if (ctx.out / name).exists() and not (before / name).exists():
+                    shutil.move(str(ctx.out / name), str(before / name))
+            for stage in ("train", "predict"):
+                ctx.state.data["runs"].pop(stage, None)
+            ctx.state.finish_run("pseudo_label", f"round-{k}-moved", {})
+        if not ctx.state.run_done("pseudo_label", f"round-{k}"):
+            ctx.echo(f"pseudo_label round {k}: training the runs again with the pseudo labels")
+            train(ctx)
+            predict(ctx)
+            ensemble(ctx)
+            ctx.state.finish_run("pseudo_label", f"round-{k}", {})
+
+
 @STAGES.register("fwi")
 def fwi(ctx) -> None:
     """Optional FWI refinement starting from the ensemble (``seisinv.fwi.run_fwi``)."""
@@ -310,6 +361,12 @@ def submission(ctx) -> None:
         store = refined if refined is not None and refined.has(sample_id) else ensemble_store
         if store.has(sample_id):
             maps[sample_id] = store.read(sample_id)
+    if ctx.spec.postprocess:
+        from seisinv.inference.postprocess import build_chain
+
+        chain = build_chain(ctx.spec.postprocess, ctx.survey)
+        maps = {sample_id: chain(velocity) for sample_id, velocity in maps.items()}
+        ctx.echo(f"submission: post-processing {[s['name'] for s in ctx.spec.postprocess]}")
     path = ctx.out / SUBMISSION_FILES[ctx.spec.submission]
     write_submission(ctx.spec.submission, path, maps, ctx.survey, expected_ids=ids)
     ctx.echo(f"submission: {len(maps)} maps -> {path}")

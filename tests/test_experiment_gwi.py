@@ -1,0 +1,130 @@
+"""Packaged Kaggle GWI experiments end to end at ``--size tiny`` on a tree laid out like Kaggle's
+training data (family folders with repeated file names, both file-name styles) and test folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seisinv.experiment import experiment_names, load_experiment, run_experiment
+from seisinv.survey import OPENFWI
+
+GWI = ("gwi-convnext-unet", "gwi-4th-place", "gwi-sota-xattn", "gwi-vit")
+
+
+@pytest.fixture(scope="module")
+def kaggle_tree(tmp_path_factory):
+    """Samples made by ``seisinv generate`` on the OpenFWI survey (Kaggle's shapes), moved into
+    Kaggle's layout: ``train_samples/FlatVel_A/data/data1.npy`` + ``model/model1.npy`` and
+    ``train_samples/FlatFault_A/seis2_1_0.npy`` + ``vel2_1_0.npy``, each file name repeated in a
+    second family folder, and ``test/<id>.npy`` single samples without velocity."""
+    import shutil
+
+    from seisinv.generation.job import GenerateSpec, run_generate
+
+    root = tmp_path_factory.mktemp("gwi")
+    generated = root / "generated"
+    run_generate(GenerateSpec(survey=OPENFWI, families=("FlatVel_A", "FlatFault_A"), n=8,
+                              seed=0, per_file=2), generated, device="cpu",
+                 show_progress=False)
+    chunks = sorted((generated / "data").glob("data*.npy"))
+    assert len(chunks) == 4
+    train = root / "train_samples"
+    targets = [("FlatVel_A/data/data1.npy", "FlatVel_A/model/model1.npy"),
+               ("CurveVel_A/data/data1.npy", "CurveVel_A/model/model1.npy"),
+               ("FlatFault_A/seis2_1_0.npy", "FlatFault_A/vel2_1_0.npy"),
+               ("CurveFault_A/seis2_1_0.npy", "CurveFault_A/vel2_1_0.npy")]
+    for chunk, (data, model) in zip(chunks, targets, strict=True):
+        for target in (train / data, train / model):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        velocity = generated / "model" / chunk.name.replace("data", "model")
+        shutil.copy(chunk, train / data)
+        shutil.copy(velocity, train / model)
+    (root / "test").mkdir()
+    gathers = np.load(chunks[0])
+    for sample_id, sample in zip(("000039dca2", "0001026c8a"), gathers, strict=True):
+        np.save(root / "test" / f"{sample_id}.npy", sample)
+    shutil.rmtree(generated)
+    return root
+
+
+def test_gwi_experiments_are_packaged_and_resolve():
+    assert set(GWI) <= set(experiment_names())
+    for name in GWI:
+        for size in ("tiny", "full"):
+            assert load_experiment(name, size).submission == "kaggle-gwi"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GWI)
+def test_gwi_experiment_runs_end_to_end_tiny(name, kaggle_tree, tmp_path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    out = tmp_path / "out"
+    spec = load_experiment(name, "tiny")
+    result = run_experiment(spec, [kaggle_tree / "train_samples"], kaggle_tree / "test", out,
+                            size="tiny", device="cpu", progress=False)
+    maps = read_kaggle_gwi(result.submission)
+    assert sorted(maps) == ["000039dca2", "0001026c8a"]
+    for run in spec.runs:
+        assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
+    if spec.pseudo_label is not None and "pseudo_label" in spec.stages:
+        labelled = out / "pseudo" / "round-1"
+        assert (labelled / "pseudo_label.json").is_file()
+        folds = dict(line.split(",") for line in (out / "folds.csv").read_text().split()[1:])
+        pseudo = [i for i in folds if i not in _train_ids(out)]
+        assert pseudo and all(folds[i] == "-1" for i in pseudo)  # training only, never validated
+        assert (out / "pseudo" / "before-round-1" / "ensemble").is_dir()
+        for run in spec.runs:  # trained again, on the pool plus the pseudo labels
+            assert (out / "runs" / run.name / "checkpoints" / "last").is_dir()
+
+
+def _train_ids(out):
+    import json
+
+    state = json.loads((out / "state.json").read_text())
+    n = state["runs"]["pseudo_label"]["round-1-labels"]["n"]
+    folds = [line.split(",")[0] for line in (out / "folds.csv").read_text().split()[1:]]
+    return set(folds[:-n])
+
+
+def test_gwi_4th_place_postprocessing_rounds_the_submission(kaggle_tree, tmp_path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    spec = load_experiment("gwi-4th-place", "tiny")
+    result = run_experiment(spec, [kaggle_tree / "train_samples"], kaggle_tree / "test",
+                            tmp_path / "out", size="tiny", device="cpu", progress=False)
+    for velocity in read_kaggle_gwi(result.submission).values():
+        assert np.allclose(velocity, np.round(velocity))
+        assert velocity.min() >= OPENFWI.vmin and velocity.max() <= OPENFWI.vmax
+
+
+@pytest.mark.slow
+def test_pseudo_label_round_resumes_after_a_kill_in_its_training(kaggle_tree, tmp_path):
+    import json
+
+    spec = load_experiment("gwi-vit", "tiny")
+    out = tmp_path / "out"
+    calls: list[str] = []
+
+    def kill(stage, run):
+        calls.append(stage)
+        if stage == "train" and calls.count("train") == 2:  # the pseudo-label round's training
+            raise KeyboardInterrupt("killed")
+
+    args = ([kaggle_tree / "train_samples"], kaggle_tree / "test", out)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec, *args, size="tiny", device="cpu", progress=False,
+                       hooks={"before_run": kill})
+    state = json.loads((out / "state.json").read_text())
+    assert set(state["runs"]["pseudo_label"]) == {"round-1-labels", "round-1-moved"}
+    result = run_experiment(spec, *args, size="tiny", device="cpu", progress=False)
+    state = json.loads((out / "state.json").read_text())
+    assert "round-1" in state["runs"]["pseudo_label"]
+    assert sorted(read_kaggle_gwi_ids(result.submission)) == ["000039dca2", "0001026c8a"]
+
+
+def read_kaggle_gwi_ids(path):
+    from seisinv.inference.submission import read_kaggle_gwi
+
+    return list(read_kaggle_gwi(path))
