@@ -144,25 +144,34 @@ def train(ctx) -> None:
 def predict(ctx) -> None:
     """Predict the test set with every run (its TTA), one prediction store per run."""
     from seisinv.data import open_dataset
+
+    settings = ctx.spec.predict
+    source = open_dataset(ctx.test_dir, ctx.survey)
+    _predict_runs(ctx, "predict", source, ctx.out / "predictions",
+                  f"{len(source)} samples, TTA {', '.join(settings.tta) or 'none'}",
+                  lambda loaded: {"val": loaded.val, "step": loaded.step,
+                                  "checkpoint": str(loaded.checkpoint)})
+
+
+def _predict_runs(ctx, stage: str, source, folder, what: str, record) -> None:
+    """Predict ``source`` with every run not yet done in ``stage`` (the experiment's TTA and
+    checkpoint) into ``folder/<run>``; ``record(loaded_run)`` is kept in the stage's state."""
     from seisinv.inference.predict import open_prediction_store
     from seisinv.inference.predict import predict as predict_source
     from seisinv.training.run import load_run
 
     settings = ctx.spec.predict
-    source = open_dataset(ctx.test_dir, ctx.survey)
     for number, run in enumerate(ctx.spec.runs, start=1):
-        if ctx.state.run_done("predict", run.name):
+        if ctx.state.run_done(stage, run.name):
             continue
-        ctx.call_hook("before_run", "predict", run.name)
+        ctx.call_hook("before_run", stage, run.name)
         loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
                           checkpoint=settings.checkpoint)
-        store = open_prediction_store(ctx.out / "predictions" / run.name, loaded, settings.tta)
-        ctx.echo(f"predict {number}/{len(ctx.spec.runs)} {run.name}: {len(source)} samples, "
-                 f"TTA {', '.join(settings.tta) or 'none'}")
+        store = open_prediction_store(folder / run.name, loaded, settings.tta)
+        ctx.echo(f"{stage} {number}/{len(ctx.spec.runs)} {run.name}: {what}")
         predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
                        progress=ctx.progress)
-        ctx.state.finish_run("predict", run.name, {"val": loaded.val, "step": loaded.step,
-                                                   "checkpoint": str(loaded.checkpoint)})
+        ctx.state.finish_run(stage, run.name, record(loaded))
 
 
 def _weights(ctx, names: list[str]) -> list[float] | None:
@@ -245,9 +254,6 @@ def validate(ctx) -> None:
     no common validation set: the stage then does nothing."""
     from seisinv.data import open_dataset
     from seisinv.data.folds import read_folds
-    from seisinv.inference.predict import open_prediction_store
-    from seisinv.inference.predict import predict as predict_source
-    from seisinv.training.run import load_run
 
     fold = shared_validation_fold(ctx.spec)
     if fold is None:
@@ -260,19 +266,9 @@ def validate(ctx) -> None:
     if len(source) == 0:
         ctx.echo(f"validate: fold {fold} holds no samples")
         return
-    settings = ctx.spec.predict
-    for number, run in enumerate(ctx.spec.runs, start=1):
-        if ctx.state.run_done("validate", run.name):
-            continue
-        ctx.call_hook("before_run", "validate", run.name)
-        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
-                          checkpoint=settings.checkpoint)
-        store = open_prediction_store(ctx.out / "validation" / run.name, loaded, settings.tta)
-        ctx.echo(f"validate {number}/{len(ctx.spec.runs)} {run.name}: fold {fold}, "
-                 f"{len(source)} samples")
-        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
-                       progress=ctx.progress)
-        ctx.state.finish_run("validate", run.name, {"fold": fold, "n": len(source)})
+    _predict_runs(ctx, "validate", source, ctx.out / "validation",
+                  f"fold {fold}, {len(source)} samples",
+                  lambda loaded: {"fold": fold, "n": len(source)})
     combine_runs(ctx, ctx.out / "validation", ctx.out / "validation" / "ensemble",
                  label="validation ensemble")
 
