@@ -86,6 +86,16 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         gain = (gain**config.time_gain).reshape(survey.nt, 1)
     rows = torch.arange(survey.nz, device=obs.device).reshape(1, -1, 1)
 
+    def in_band(gathers: torch.Tensor, corner: float) -> torch.Tensor:
+        """Gathers low-passed at ``corner`` and time-gained, as every misfit here sees them."""
+        band = lowpass(gathers, survey.dt, corner, config.filter_order)
+        return band * gain if gain is not None else band
+
+    def unit_model(prior, theta: torch.Tensor, idx: torch.Tensor, fixed: torch.Tensor):
+        """The prior's map in [0, 1] units with the masked top rows held at the start."""
+        u = prior.model(theta, idx)
+        return torch.where(rows < mask_rows, fixed[idx], u) if mask_rows > 0 else u
+
     # Per-sample records over all stages, padded per stage to the stage's iteration budget.
     misfit_rec: list[list[float]] = [[] for _ in range(batch)]
     mae_rec: list[list[float]] = [[] for _ in range(batch)]
@@ -103,9 +113,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         groups.setdefault((name, settings.weight), []).append(b)
 
     for corner, stage_iters in config.stages():
-        observed_band = lowpass(obs, survey.dt, corner, config.filter_order)
-        if gain is not None:
-            observed_band = observed_band * gain
+        observed_band = in_band(obs, corner)
         per_round = [stage_iters // config.rounds + (r < stage_iters % config.rounds)
                      for r in range(config.rounds)]
         for round_iters in [n for n in per_round if n > 0]:
@@ -120,14 +128,9 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                               group_truth=group_truth, members=members, corner=corner,
                               observed_band=observed_band) -> tuple:
                     theta = theta.detach().requires_grad_(True)
-                    u = prior.model(theta, idx)
-                    if mask_rows > 0:
-                        u = torch.where(rows < mask_rows, fixed[idx], u)
+                    u = unit_model(prior, theta, idx, fixed)
                     velocity = survey.vmin + span * u.clamp(0.0, 1.0)
-                    simulated = lowpass(forward(velocity, None).to(obs.dtype), survey.dt, corner,
-                                        config.filter_order)
-                    if gain is not None:
-                        simulated = simulated * gain
+                    simulated = in_band(forward(velocity, None).to(obs.dtype), corner)
                     observed_idx = observed_band[torch.as_tensor(members, device=obs.device)[idx]]
                     data = misfit_fn(simulated, observed_idx)
                     total = data + prior.penalty(theta)
@@ -147,9 +150,8 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                     max_iter=round_iters, history=config.history, tol_change=config.tol_change),
                     on_round=on_round)
                 with torch.no_grad():
-                    final_u = prior.model(result.x, torch.arange(len(members), device=obs.device))
-                    if mask_rows > 0:
-                        final_u = torch.where(rows < mask_rows, fixed, final_u)
+                    final_u = unit_model(prior, result.x,
+                                         torch.arange(len(members), device=obs.device), fixed)
                     current_u[index] = final_u.clamp(0.0, 1.0)
                 for k, b in enumerate(members):
                     extras = result.extras[k]
@@ -166,9 +168,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
 
     if config.gauss_newton > 0 and config.misfit == "l2":
         corner = config.stages()[-1][0]
-        observed_band = lowpass(obs, survey.dt, corner, config.filter_order)
-        if gain is not None:
-            observed_band = observed_band * gain
+        observed_band = in_band(obs, corner)
         energy = observed_band.flatten(1).pow(2).sum(1).clamp_min(torch.finfo(obs.dtype).tiny)
         steps = config.gauss_newton
         ran = False
@@ -185,14 +185,9 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
             def residual(theta: torch.Tensor, sample: torch.Tensor, prior=prior, fixed=fixed,
                          index=index, corner=corner, observed_band=observed_band,
                          counter=counter) -> torch.Tensor:
-                u = prior.model(theta, sample)
-                if mask_rows > 0:
-                    u = torch.where(rows < mask_rows, fixed[sample], u)
+                u = unit_model(prior, theta, sample, fixed)
                 velocity = survey.vmin + span * u.clamp(0.0, 1.0)
-                simulated = lowpass(forward(velocity, None).to(obs.dtype), survey.dt, corner,
-                                    config.filter_order)
-                if gain is not None:
-                    simulated = simulated * gain
+                simulated = in_band(forward(velocity, None).to(obs.dtype), corner)
                 owner = index[sample]
                 for s_ in sample.tolist():
                     counter[s_] += 1
@@ -203,9 +198,8 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                 residual, prior.penalty, prior.theta0.detach(), steps,
                 chunk=max(1, 64 // survey.n_shots))
             with torch.no_grad():
-                final_u = prior.model(theta, torch.arange(len(members), device=obs.device))
-                if mask_rows > 0:
-                    final_u = torch.where(rows < mask_rows, fixed, final_u)
+                final_u = unit_model(prior, theta, torch.arange(len(members), device=obs.device),
+                                     fixed)
                 current_u[index] = final_u.clamp(0.0, 1.0)
             for k, b in enumerate(members):
                 history = objective_history[k]
