@@ -165,7 +165,7 @@ def run(args) -> int:
         for split, n, seed in (("train", size["n_train"], 1), ("val", size["n_val"], 2)):
             spec = GenerateSpec(survey=survey, families=TRAIN_FAMILIES, n=n, seed=seed,
                                 per_file=64)
-            run_generate(spec, data / split, device="cpu", show_progress=progress)
+            run_generate(spec, data / split, device="cpu", progress=progress)
         make_test_set(data / "test", size["n_test"], progress)
         return {"n_train": size["n_train"], "n_val": size["n_val"], "n_test": size["n_test"]}
 
@@ -239,7 +239,7 @@ def run(args) -> int:
             ("fwi-from-ensemble", preds / "ensemble", 0.0),
         ):
             summary = run_fwi(data / "test", survey, str(init), preds / name, config,
-                              smooth_sigma_m=smoothing, show_progress=progress)
+                              smooth_sigma_m=smoothing, progress=progress)
             seconds[name] = summary.wall_s / max(1, len(summary.inverted))
         return {"seconds_per_sample": seconds, "config": config.model_dump()}
 

@@ -29,7 +29,7 @@ from seisinv.generation import GenerateSpec, run_generate
 from seisinv.survey import load_survey
 spec = GenerateSpec(load_survey("{survey}"), ("flat", "curved", "flatfault", "curvefault", "style", "salt"),
                     n={n}, seed=0, per_file={per_file})
-kwargs = dict(device="cpu", show_progress=False)
+kwargs = dict(device="cpu", progress=False)
 if {workers} is not None and "workers" in inspect.signature(run_generate).parameters:
     kwargs["workers"] = {workers}
 started, cpu = time.perf_counter(), time.process_time()

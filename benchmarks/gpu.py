@@ -212,7 +212,7 @@ def generate_to_disk(device: torch.device, quick: bool, work: Path, rates: dict)
             batch = min(batch, max(MIN_GPU_BATCH, -(-n // PIPELINE_BATCHES)))
         workers = auto_workers(device.type)
         out = work / f"gen-{label}"
-        report = run_generate(spec, out, device=str(device), show_progress=False)
+        report = run_generate(spec, out, device=str(device), progress=False)
         rate = report.samples_per_second
         # Raw physics at the same batch, same maps, measured now.
         from seisinv.geology import generate_velocity

@@ -233,7 +233,7 @@ def test_reads_what_seisinv_generate_writes(tmp_path, layout):
                           receiver_x=(0.0, 100.0, 190.0), receiver_z=10.0,
                           shot_names=None if layout == "openfwi" else ("1", "20"))
     run_generate(GenerateSpec(survey=survey, families=("flat",), n=3, seed=4, per_file=2),
-                 tmp_path, device="cpu", show_progress=False)
+                 tmp_path, device="cpu", progress=False)
     source = open_dataset(tmp_path, require_velocity=True)  # survey from its survey.yaml
     assert source.survey == survey and len(source) == 3
     assert source.synthetic == [True] * 3 and source.families == ["flat"] * 3

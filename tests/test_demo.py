@@ -45,12 +45,12 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path):
     # ... but refuses to mix sizes in one folder.
     from seisinv.errors import SeisinvError
 
-    with pytest.raises(SeisinvError, match="holds a demo of --size tiny"):
+    with pytest.raises(SeisinvError, match="holds a demo of size 'tiny'"):
         run_demo(out, size="small", device="cpu", echo=again.append, progress=False)
 
 
 def test_unknown_size_is_refused(tmp_path):
     from seisinv.errors import SeisinvError
 
-    with pytest.raises(SeisinvError, match="--size 'huge'"):
+    with pytest.raises(SeisinvError, match="size 'huge'"):
         run_demo(tmp_path, size="huge")

@@ -26,7 +26,7 @@ def kaggle_tree(tmp_path_factory):
     generated = root / "generated"
     run_generate(GenerateSpec(survey=OPENFWI, families=("FlatVel_A", "FlatFault_A"), n=8,
                               seed=0, per_file=2), generated, device="cpu",
-                 show_progress=False)
+                 progress=False)
     chunks = sorted((generated / "data").glob("data*.npy"))
     assert len(chunks) == 4
     train = root / "train_samples"

@@ -53,7 +53,7 @@ def _tmp_files(out: Path) -> list[Path]:
 # ---- layout and read-back -----------------------------------------------------------------
 def test_openfwi_layout_and_read_back(tmp_path, small):
     spec = GenerateSpec(small, ("flat", "fault", "salt"), n=5, seed=4, per_file=2)
-    report = run_generate(spec, tmp_path / "out", device="cpu", show_progress=False)
+    report = run_generate(spec, tmp_path / "out", device="cpu", progress=False)
     out = tmp_path / "out"
     assert report.written == 5 and report.manifest_rows == 5
     assert yaml.safe_load((out / "survey.yaml").read_text()) == small.to_dict()
@@ -88,7 +88,7 @@ def test_openfwi_layout_and_read_back(tmp_path, small):
 
 def test_speed_structure_layout_and_read_back(tmp_path, small_ss):
     spec = GenerateSpec(small_ss, ("curved",), n=3, seed=0, per_file=2)
-    run_generate(spec, tmp_path / "ss", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "ss", device="cpu", progress=False)
     out = tmp_path / "ss"
     rows = _rows(out)
     assert [r["file"] for r in rows] == [r["id"] for r in rows]
@@ -114,7 +114,7 @@ def test_speed_structure_vp_model_is_depth_second(tmp_path, small_ss):
     tall = small_ss.replace(nz=30, nx=20, source_x=(0.0, 100.0, 190.0),
                             receiver_x=tuple(20.0 * i for i in range(8)))
     run_generate(GenerateSpec(tall, ("flat",), n=1), tmp_path / "t", device="cpu",
-                 show_progress=False)
+                 progress=False)
     vp = np.load(tmp_path / "t" / "gen-s0-0000000" / "vp_model.npy")
     assert vp.shape == (20, 30)
     assert (vp == vp[:1, :]).all()  # flat layers: constant along x, which is axis 0 on disk
@@ -144,16 +144,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, small, mo
                                                              batch, fail_call):
     # (None, 2): killed between chunks; (1, 4): killed inside chunk 1 after its first sample.
     spec = GenerateSpec(small, ("flat", "curved"), n=5, seed=2, per_file=2)
-    run_generate(spec, tmp_path / "ref", device="cpu", show_progress=False, batch=batch)
+    run_generate(spec, tmp_path / "ref", device="cpu", progress=False, batch=batch)
     with monkeypatch.context() as patch:
         _fail_on_call(patch, fail_call)
         with pytest.raises(Interrupt):
-            run_generate(spec, tmp_path / "run", device="cpu", show_progress=False, batch=batch)
+            run_generate(spec, tmp_path / "run", device="cpu", progress=False, batch=batch)
     out = tmp_path / "run"
     assert [r["id"] for r in _rows(out)] == ["gen-s2-0000000", "gen-s2-0000001"]
     assert not (out / "data" / "data1.npy").exists()
     assert not _tmp_files(out)
-    report = run_generate(spec, out, device="cpu", show_progress=False, batch=batch)
+    report = run_generate(spec, out, device="cpu", progress=False, batch=batch)
     assert report.skipped == 2 and report.written == 3
     rows = _rows(out)
     ids = [r["id"] for r in rows]
@@ -167,12 +167,12 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, small, mo
 def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path, small, small_ss):
     spec = GenerateSpec(small_ss, ("flat",), n=2, per_file=2)
     out = tmp_path / "ss"
-    run_generate(spec, out, device="cpu", show_progress=False)
+    run_generate(spec, out, device="cpu", progress=False)
     # As if killed: chunk record gone, one folder half-built under its temporary name.
     (out / ".progress" / "chunk000000.csv").unlink()
     (out / ".gen-s0-0000001.abc.tmp").mkdir()
     (out / ".gen-s0-0000001.abc.tmp" / "receiver_data_src_1.npy").write_bytes(b"partial")
-    report = run_generate(spec, out, device="cpu", show_progress=False)
+    report = run_generate(spec, out, device="cpu", progress=False)
     assert report.skipped == 2 and report.written == 0  # finished folders are kept
     assert not _tmp_files(out)
     assert [r["id"] for r in _rows(out)] == ["gen-s0-0000000", "gen-s0-0000001"]
@@ -180,20 +180,20 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path, small, small
 
 def test_rerun_of_a_finished_run_does_nothing(tmp_path, small):
     spec = GenerateSpec(small, ("flat",), n=3, per_file=2)
-    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
-    again = run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "o", device="cpu", progress=False)
+    again = run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     assert again.written == 0 and again.skipped == 3 and again.manifest_rows == 3
 
 
 def test_rerun_with_other_arguments_is_refused(tmp_path, small):
     run_generate(GenerateSpec(small, ("flat",), n=2), tmp_path / "o", device="cpu",
-                 show_progress=False)
+                 progress=False)
     with pytest.raises(SeisinvError, match=r"different arguments: n=2 \(now 3\)"):
         run_generate(GenerateSpec(small, ("flat",), n=3), tmp_path / "o", device="cpu",
-                     show_progress=False)
+                     progress=False)
     with pytest.raises(SeisinvError, match="different survey"):
         run_generate(GenerateSpec(small.replace(nt=90), ("flat",), n=2), tmp_path / "o",
-                     device="cpu", show_progress=False)
+                     device="cpu", progress=False)
 
 
 # ---- shards -----------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_shards_into_one_folder_cover_every_id_once(tmp_path, small):
     counts = []
     for k in (1, 2, 3):
         report = run_generate(spec, out, device="cpu", shard=Shard.parse(f"{k}/3"),
-                              show_progress=False)
+                              progress=False)
         counts.append(report.written)
     assert counts == [2, 2, 1]
     ids = [r["id"] for r in _rows(out)]
@@ -221,7 +221,7 @@ def test_torchrun_ranks_take_their_share(tmp_path, small, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     spec = GenerateSpec(small, ("flat",), n=4, per_file=1)
-    report = run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    report = run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     assert report.chunks == [1, 3]
     assert [r["id"] for r in _rows(tmp_path / "o")] == ["gen-s0-0000001", "gen-s0-0000003"]
 
@@ -231,7 +231,7 @@ def test_mix_from_existing_maps_stays_in_range(tmp_path, small):
     pool = generate_velocity("salt", 3, small, seed=0, vrange=(2000.0, 3500.0))
     np.save(tmp_path / "pool.npy", pool[:, None])  # (n, 1, nz, nx) as OpenFWI stores
     spec = GenerateSpec(small, ("mix",), n=3, per_file=3, mix_from=str(tmp_path / "pool.npy"))
-    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     model = np.load(tmp_path / "o" / "model" / "model0.npy")
     assert model.min() >= 2000.0 - 1e-2 and model.max() <= 3500.0 + 1e-2
     assert {r["family"] for r in _rows(tmp_path / "o")} == {"mix"}
@@ -241,7 +241,7 @@ def test_mix_from_out_of_range_maps_is_an_error(tmp_path, small):
     np.save(tmp_path / "pool.npy", np.full((2, 24, 24), 6000.0, np.float32))
     spec = GenerateSpec(small, ("mix",), n=1, mix_from=str(tmp_path / "pool.npy"))
     with pytest.raises(SeisinvError, match="outside the velocity range"):
-        run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+        run_generate(spec, tmp_path / "o", device="cpu", progress=False)
 
 
 # ---- argument errors --------------------------------------------------------------------
@@ -262,11 +262,11 @@ def test_bad_arguments_are_errors(tmp_path, small):
         GenerateSpec(small, ("flat",), n=0)
     (tmp_path / "file").write_text("x")
     with pytest.raises(SeisinvError, match="not a folder"):
-        run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "file", show_progress=False)
+        run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "file", progress=False)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(SeisinvError, match="not empty"):
-        run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "busy", show_progress=False)
+        run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "busy", progress=False)
 
 
 # ---- simulate ---------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_simulate_npy_to_npy(tmp_path, small):
     maps = generate_velocity("curvefault", 3, small, seed=5)
     np.save(tmp_path / "maps.npy", maps[:, None])
     report = run_simulate(tmp_path / "maps.npy", small, tmp_path / "g.npy", device="cpu",
-                          batch=2, show_progress=False)
+                          batch=2, progress=False)
     assert report.written == 3
     got = np.load(tmp_path / "g.npy")
     expected = simulate(maps, small, device="cpu").numpy()
@@ -287,12 +287,12 @@ def test_simulate_speed_structure_folders_in_place(tmp_path, small_ss):
     for i, v in enumerate(maps):
         (tmp_path / f"s{i}").mkdir()
         np.save(tmp_path / f"s{i}" / "vp_model.npy", small_ss.velocity_to_disk(v).astype(np.float64))
-    report = run_simulate(tmp_path, small_ss, tmp_path, device="cpu", show_progress=False)
+    report = run_simulate(tmp_path, small_ss, tmp_path, device="cpu", progress=False)
     assert report.written == 2
     shot = np.load(tmp_path / "s1" / "receiver_data_src_24.npy")
     expected = simulate(maps, small_ss, device="cpu").numpy()
     np.testing.assert_allclose(shot, expected[1, 2], rtol=1e-5, atol=1e-6 * np.abs(expected).max())
-    again = run_simulate(tmp_path, small_ss, tmp_path, device="cpu", show_progress=False)
+    again = run_simulate(tmp_path, small_ss, tmp_path, device="cpu", progress=False)
     assert again.skipped == 2 and again.written == 0
 
 
@@ -300,24 +300,24 @@ def test_simulate_rejects_wrong_units_naming_the_file(tmp_path, small, small_ss)
     maps = generate_velocity("flat", 2, small, seed=0)
     np.save(tmp_path / "kms.npy", maps / 1000.0)
     with pytest.raises(DataError, match=r"kms\.npy.*looks like km/s"):
-        run_simulate(tmp_path / "kms.npy", small, tmp_path / "g.npy", show_progress=False)
+        run_simulate(tmp_path / "kms.npy", small, tmp_path / "g.npy", progress=False)
     (tmp_path / "s0").mkdir()
     np.save(tmp_path / "s0" / "vp_model.npy", maps[0].T.astype(np.float64))  # m/s given
     with pytest.raises(DataError, match=r"s0/vp_model\.npy.*looks like m/s"):
-        run_simulate(tmp_path / "s0", small_ss, tmp_path / "o", show_progress=False)
+        run_simulate(tmp_path / "s0", small_ss, tmp_path / "o", progress=False)
 
 
 def test_simulate_rejects_wrong_shape_and_output(tmp_path, small):
     np.save(tmp_path / "bad.npy", np.full((2, 20, 24), 2000.0, np.float32))
     with pytest.raises(DataError, match=r"bad\.npy: velocity shape \(2, 20, 24\)"):
-        run_simulate(tmp_path / "bad.npy", small, tmp_path / "g.npy", show_progress=False)
+        run_simulate(tmp_path / "bad.npy", small, tmp_path / "g.npy", progress=False)
     with pytest.raises(SeisinvError, match=r"\.npy"):
-        run_simulate(tmp_path / "bad.npy", small, tmp_path / "g_dir", show_progress=False)
+        run_simulate(tmp_path / "bad.npy", small, tmp_path / "g_dir", progress=False)
 
 
 def test_velocity_maps_reads_an_openfwi_dataset_root(tmp_path, small):
     spec = GenerateSpec(small, ("flat",), n=3, per_file=2)
-    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     maps = VelocityMaps(tmp_path / "o", small)
     assert maps.ids == ["model0_0", "model0_1", "model1_0"]
     np.testing.assert_array_equal(maps.batch(range(3)), generate_velocity("flat", 3, small, 0))
@@ -370,7 +370,7 @@ def test_cli_bad_arguments_raise_one_seisinv_error(tmp_path, args, message):
 def test_generated_folder_reads_back_through_open_dataset(tmp_path, small):
     data = pytest.importorskip("seisinv.data")
     spec = GenerateSpec(small, ("flat", "mix"), n=3, per_file=2)
-    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     source = data.open_dataset(tmp_path / "o", small)
     assert list(source.ids) == [f"gen-s0-{i:07d}" for i in range(3)]
     sample = source[1]
@@ -383,7 +383,7 @@ def test_first_run_killed_before_its_spec_was_written_can_restart(tmp_path, smal
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "survey.yaml").write_text("partial: true\n")
     run_generate(GenerateSpec(small, ("flat",), n=1), tmp_path / "o", device="cpu",
-                 show_progress=False)
+                 progress=False)
     assert yaml.safe_load((tmp_path / "o" / "survey.yaml").read_text()) == small.to_dict()
 
 
@@ -398,13 +398,13 @@ def test_rate_text_reads_well_for_fast_and_slow_jobs():
 def test_stale_stacked_temporaries_are_removed_and_chunk_redone(tmp_path, small):
     spec = GenerateSpec(small, ("flat",), n=4, per_file=2)
     out = tmp_path / "o"
-    run_generate(spec, out, device="cpu", show_progress=False)
+    run_generate(spec, out, device="cpu", progress=False)
     reference = np.load(out / "data" / "data1.npy")
     # As if killed while writing chunk 1: its record and files gone, a temporary left behind.
     (out / ".progress" / "chunk000001.csv").unlink()
     (out / "data" / "data1.npy").unlink()
     (out / "data" / ".data1.npy.k1ll3d.tmp").write_bytes(b"half")
-    rebuilt = run_generate(spec, out, device="cpu", show_progress=False)
+    rebuilt = run_generate(spec, out, device="cpu", progress=False)
     assert rebuilt.written == 2 and rebuilt.skipped == 2
     assert not _tmp_files(out)
     np.testing.assert_array_equal(np.load(out / "data" / "data1.npy"), reference)
@@ -419,7 +419,7 @@ def test_unwritable_output_and_full_disk_are_clear_errors(tmp_path, small, monke
     with monkeypatch.context() as patch:
         patch.setattr(os, "access", lambda *args, **kwargs: False)  # root ignores chmod
         with pytest.raises(SeisinvError, match="not writable"):
-            run_generate(spec, tmp_path / "ro", device="cpu", show_progress=False)
+            run_generate(spec, tmp_path / "ro", device="cpu", progress=False)
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -428,8 +428,8 @@ def test_unwritable_output_and_full_disk_are_clear_errors(tmp_path, small, monke
         patch.setattr(job_module, "record_chunk", full_disk)
         with pytest.raises(SeisinvError, match="disk full while writing .*full; 0 of 2 samples are complete and will "
                            "not be redone"):
-            run_generate(spec, tmp_path / "full", device="cpu", show_progress=False)
-    assert run_generate(spec, tmp_path / "full", device="cpu", show_progress=False).written == 2
+            run_generate(spec, tmp_path / "full", device="cpu", progress=False)
+    assert run_generate(spec, tmp_path / "full", device="cpu", progress=False).written == 2
 
 
 def test_concurrent_shards_in_one_folder_leave_a_complete_manifest(tmp_path, small):
@@ -438,7 +438,7 @@ def test_concurrent_shards_in_one_folder_leave_a_complete_manifest(tmp_path, sma
     spec = GenerateSpec(small, ("flat", "curved"), n=6, per_file=1)
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(
-            lambda k: run_generate(spec, tmp_path / "o", device="cpu", show_progress=False,
+            lambda k: run_generate(spec, tmp_path / "o", device="cpu", progress=False,
                                    shard=Shard(k, 2)),
             (1, 2),
         ))
@@ -465,10 +465,10 @@ def test_simulate_to_npy_resumes_after_interruption(tmp_path, small, monkeypatch
         patch.setattr(simulate_job, "simulate_batch", flaky)
         with pytest.raises(Interrupt):
             run_simulate(tmp_path / "maps.npy", small, tmp_path / "g.npy", device="cpu",
-                         batch=2, show_progress=False)
+                         batch=2, progress=False)
     assert not (tmp_path / "g.npy").exists()  # never a half-filled output
     report = run_simulate(tmp_path / "maps.npy", small, tmp_path / "g.npy", device="cpu",
-                          batch=2, show_progress=False)
+                          batch=2, progress=False)
     assert report.skipped == 2 and report.written == 3
     np.testing.assert_allclose(np.load(tmp_path / "g.npy"), reference, rtol=1e-5,
                                atol=1e-6 * np.abs(reference).max())
@@ -483,8 +483,8 @@ def test_changed_mix_from_maps_are_refused_on_rerun(tmp_path, small):
     pool = generate_velocity("flat", 2, small, seed=0)
     np.save(tmp_path / "pool.npy", pool)
     spec = GenerateSpec(small, ("mix",), n=1, mix_from=str(tmp_path / "pool.npy"))
-    run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+    run_generate(spec, tmp_path / "o", device="cpu", progress=False)
     np.save(tmp_path / "pool.npy", pool[::-1].copy())
     os.utime(tmp_path / "pool.npy", ns=(1, 1))  # a different modification time
     with pytest.raises(SeisinvError, match="mix_from_files"):
-        run_generate(spec, tmp_path / "o", device="cpu", show_progress=False)
+        run_generate(spec, tmp_path / "o", device="cpu", progress=False)

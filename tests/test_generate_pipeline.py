@@ -45,9 +45,9 @@ def _assert_same_bytes(a: Path, b: Path) -> None:
 def test_output_is_byte_identical_for_0_1_2_workers_and_any_batch(tmp_path, small):
     # style and salt draw random fields: a worker seeded wrongly would change them.
     spec = GenerateSpec(small, ("flat", "style", "salt"), n=7, seed=5, per_file=3)
-    run_generate(spec, tmp_path / "w0", device="cpu", workers=0, show_progress=False)
-    run_generate(spec, tmp_path / "w1", device="cpu", workers=1, batch=2, show_progress=False)
-    run_generate(spec, tmp_path / "w2", device="cpu", workers=2, batch=5, show_progress=False)
+    run_generate(spec, tmp_path / "w0", device="cpu", workers=0, progress=False)
+    run_generate(spec, tmp_path / "w1", device="cpu", workers=1, batch=2, progress=False)
+    run_generate(spec, tmp_path / "w2", device="cpu", workers=2, batch=5, progress=False)
     _assert_same_bytes(tmp_path / "w0", tmp_path / "w1")
     _assert_same_bytes(tmp_path / "w0", tmp_path / "w2")
 
@@ -56,14 +56,14 @@ def test_speed_structure_layout_is_byte_identical_with_workers(tmp_path, small):
     ss = small.replace(name="pipe-ss", units="km/s", vmin=1.5, vmax=4.5,
                        layout="speed-structure", velocity_axes="xz", shot_names=("1", "16"))
     spec = GenerateSpec(ss, ("curved", "salt"), n=3, seed=1, per_file=2)
-    run_generate(spec, tmp_path / "w0", device="cpu", workers=0, show_progress=False)
-    run_generate(spec, tmp_path / "w2", device="cpu", workers=2, batch=3, show_progress=False)
+    run_generate(spec, tmp_path / "w0", device="cpu", workers=0, progress=False)
+    run_generate(spec, tmp_path / "w2", device="cpu", workers=2, batch=3, progress=False)
     _assert_same_bytes(tmp_path / "w0", tmp_path / "w2")
 
 
 def test_resume_with_workers_after_a_kill_mid_chunk_matches(tmp_path, small, monkeypatch):
     spec = GenerateSpec(small, ("flat", "style"), n=5, seed=2, per_file=2)
-    run_generate(spec, tmp_path / "ref", device="cpu", workers=0, show_progress=False)
+    run_generate(spec, tmp_path / "ref", device="cpu", workers=0, progress=False)
     real, calls = job_module.simulate_batch, {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -76,10 +76,10 @@ def test_resume_with_workers_after_a_kill_mid_chunk_matches(tmp_path, small, mon
         patch.setattr(job_module, "simulate_batch", flaky)
         with pytest.raises(Interrupt):
             run_generate(spec, tmp_path / "run", device="cpu", workers=2, batch=1,
-                         show_progress=False)
+                         progress=False)
     assert not [p for p in (tmp_path / "run").rglob("*") if p.name.endswith(".tmp")]
     report = run_generate(spec, tmp_path / "run", device="cpu", workers=1, batch=3,
-                          show_progress=False)
+                          progress=False)
     assert report.skipped == 2 and report.written == 3  # chunk 1 was killed after 1 of 2
     _assert_same_bytes(tmp_path / "ref", tmp_path / "run")
 
@@ -87,7 +87,7 @@ def test_resume_with_workers_after_a_kill_mid_chunk_matches(tmp_path, small, mon
 def test_a_batch_spanning_chunks_publishes_each_chunk_once(tmp_path, small):
     spec = GenerateSpec(small, ("flat",), n=5, seed=0, per_file=2)
     report = run_generate(spec, tmp_path / "o", device="cpu", workers=0, batch=5,
-                          show_progress=False)
+                          progress=False)
     assert report.written == 5 and report.manifest_rows == 5
     assert sorted(p.name for p in (tmp_path / "o" / "data").iterdir()) == [
         "data0.npy", "data1.npy", "data2.npy"]
@@ -108,9 +108,9 @@ def test_workers_argument_and_auto_rule(monkeypatch):
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert parse_workers("auto") is None and parse_workers(None) is None
     assert parse_workers("3") == 3
-    with pytest.raises(SeisinvError, match="--workers"):
+    with pytest.raises(SeisinvError, match="^workers "):
         parse_workers("-1")
-    with pytest.raises(SeisinvError, match="--workers"):
+    with pytest.raises(SeisinvError, match="^workers "):
         parse_workers("many")
     # CPU: maps inline; GPU: all cores but one draw maps, at most 8.
     assert auto_workers("cpu", cores=2) == 0

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from seisinv.cli.main import app, flag_message
 from seisinv.data.writers import write_stacked
-from seisinv.errors import SeisinvError
+from seisinv.errors import ConfigError, SeisinvError
 from seisinv.fwi import FwiConfig, run_fwi
 from seisinv.inference.predict import run_predict
 from seisinv.inference.store import PredictionStore
@@ -155,7 +155,7 @@ def _toy_forward(velocity: torch.Tensor, shots) -> torch.Tensor:
 def test_fwi_refuses_other_settings_and_keeps_its_config_record(tmp_path):
     data = _dataset(tmp_path / "d", n=2)
     out = tmp_path / "F"
-    common = dict(forward=_toy_forward, show_progress=False)
+    common = dict(forward=_toy_forward, progress=False)
     run_fwi(data, FWI, "gradient", out, FwiConfig(iters=1, batch_size=2), **common)
     recorded = (out / "fwi_config.json").read_text()
     assert json.loads(recorded)["config"]["iters"] == 1
@@ -174,7 +174,7 @@ def test_fwi_negative_limit_is_refused(tmp_path):
     data = _dataset(tmp_path / "d", n=2)
     with pytest.raises(SeisinvError, match="limit -2: must be a positive number") as info:
         run_fwi(data, FWI, "gradient", tmp_path / "F", FwiConfig(iters=1), limit=-2,
-                forward=_toy_forward, show_progress=False)
+                forward=_toy_forward, progress=False)
     assert flag_message(info.value).startswith("--limit -2")
     assert not (tmp_path / "F").exists()
 
@@ -196,7 +196,7 @@ def test_simulate_onto_its_own_input_is_refused_and_the_maps_survive(tmp_path):
     save_npy(maps, np.full((2, 1, FWI.nz, FWI.nx), 2500.0, np.float32))
     before = maps.read_bytes()
     with pytest.raises(OutputError, match="is the input"):
-        run_simulate(maps, FWI, maps, device="cpu", show_progress=False)
+        run_simulate(maps, FWI, maps, device="cpu", progress=False)
     assert maps.read_bytes() == before
 
 
@@ -211,7 +211,7 @@ def test_simulate_full_disk_leaves_no_full_size_partial(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "posix_fallocate", no_space)
     with pytest.raises(OutputError, match="disk full while writing .*g.npy; 0 of 2 samples"):
-        run_simulate(maps, FWI, tmp_path / "g.npy", device="cpu", show_progress=False)
+        run_simulate(maps, FWI, tmp_path / "g.npy", device="cpu", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models.npy"]
 
 
@@ -225,7 +225,7 @@ def test_generate_full_disk_before_a_chunk_is_one_line_and_no_temporary_is_left(
     monkeypatch.setattr(os, "posix_fallocate", no_space)
     spec = GenerateSpec(FWI, ("flat",), n=2, per_file=1)
     with pytest.raises(OutputError, match="disk full while writing .*; 0 of 2 samples"):
-        run_generate(spec, tmp_path / "g", device="cpu", show_progress=False)
+        run_generate(spec, tmp_path / "g", device="cpu", progress=False)
     leftovers = [p for p in (tmp_path / "g").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -245,12 +245,12 @@ def test_generate_refuses_a_second_copy_of_the_same_shard(tmp_path):
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(LockedError, match=f"PID {proc.pid}"):
-            run_generate(spec, out, device="cpu", show_progress=False)
+            run_generate(spec, out, device="cpu", progress=False)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     with lock_output(out, "other shard", name="shard2of2-rank0of1"):  # other shards may run
-        assert run_generate(spec, out, device="cpu", show_progress=False).written == 2
+        assert run_generate(spec, out, device="cpu", progress=False).written == 2
 
 
 def test_refused_generate_leaves_no_stub_in_a_foreign_folder(tmp_path):
@@ -260,7 +260,7 @@ def test_refused_generate_leaves_no_stub_in_a_foreign_folder(tmp_path):
     out.mkdir()
     (out / "thesis.tex").write_text("x")
     with pytest.raises(SeisinvError, match="not empty"):
-        run_generate(GenerateSpec(FWI, ("flat",), n=1), out, device="cpu", show_progress=False)
+        run_generate(GenerateSpec(FWI, ("flat",), n=1), out, device="cpu", progress=False)
     assert os.listdir(out) == ["thesis.tex"]
 
 
@@ -298,6 +298,25 @@ def test_main_prints_os_errors_as_one_line():
     assert flag_message(OutputError("out /x: busy")) == "--out /x: busy"
 
 
+def test_library_messages_name_python_arguments_and_the_cli_shows_flags():
+    """Library errors never spell CLI flags; the CLI shows the leading argument and
+    ``pass NAME=True`` advice as flags (with the few flags named otherwise)."""
+    from seisinv.generation.pipeline import parse_workers
+    from seisinv.training.config import parse_override
+
+    with pytest.raises(SeisinvError) as info:
+        parse_workers("-1")
+    assert str(info.value) == "workers -1: must be at least 0"
+    assert flag_message(info.value) == "--workers -1: must be at least 0"
+    with pytest.raises(ConfigError) as info:
+        parse_override("optimizer.lr")
+    assert str(info.value).startswith("overrides 'optimizer.lr': expected key=value")
+    assert flag_message(info.value).startswith("--set 'optimizer.lr': expected key=value")
+    resume = ConfigError("run_dir /r: holds a run; pass resume=True to continue", "run_dir")
+    assert flag_message(resume) == "--out /r: holds a run; pass --resume to continue"
+    assert flag_message(SeisinvError("outfile: pass overwrite=True")) == "outfile: pass --overwrite"
+
+
 @pytest.mark.parametrize("out", ["/proc/x", "FILE"])
 def test_fwi_cli_out_that_cannot_be_a_folder_is_one_line(tmp_path, out):
     from seisinv.io import write_yaml
@@ -327,8 +346,9 @@ def test_a_first_predict_that_fails_before_any_result_leaves_no_stub(tmp_path):
 
 def test_fwi_bad_init_leaves_no_stub(tmp_path):
     data = _dataset(tmp_path / "d", n=1)
-    with pytest.raises(SeisinvError, match="--init 'nowhere'"):
+    with pytest.raises(SeisinvError, match="^init 'nowhere'") as info:
         run_fwi(data, FWI, "nowhere", tmp_path / "F", FwiConfig(iters=1), progress=False)
+    assert flag_message(info.value).startswith("--init 'nowhere'")
     assert not (tmp_path / "F").exists()
 
 
@@ -358,3 +378,13 @@ def test_library_argument_names_become_flags_in_the_cli(tmp_path):
                                  str(tmp_path / "g")])
     assert flag_message(result.exception) == "--per-file 0: must be at least 1"
     assert not (tmp_path / "g").exists()
+
+
+def test_progress_is_the_one_switch_name():
+    import inspect
+
+    from seisinv.generation import run_generate, run_simulate
+
+    for function in (run_generate, run_simulate, run_fwi, run_predict):
+        parameters = inspect.signature(function).parameters
+        assert "progress" in parameters and "show_progress" not in parameters, function

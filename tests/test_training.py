@@ -518,7 +518,7 @@ def test_resume_refuses_a_changed_model(resumed_runs, dataset):
     changed = tiny_config(dataset, *RESUME_SETTINGS, "model.options.decoder_channels=8", "epochs=4")
     with pytest.raises(ConfigError, match=r"saved config in model\.options\.decoder_channels;"):
         train(changed, resumed.run_dir, resume=True)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match=r"pass resume=True"):
         train(changed, resumed.run_dir)
 
 

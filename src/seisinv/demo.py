@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import ArgumentError
 from seisinv.io import write_json
 
 FAMILIES = ("flat", "curved", "flatfault", "curvefault")
@@ -131,7 +131,7 @@ def run_demo(
         A ``DemoResult``; ``summary.json`` in ``out`` holds the same.
     """
     if size not in SIZES:
-        raise SeisinvError(f"--size {size!r}; use one of {', '.join(SIZES)}")
+        raise ArgumentError(f"size {size!r}: use one of {', '.join(SIZES)}", "size")
     spec = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -305,16 +305,16 @@ def _qc_threshold() -> float:
 
 
 def _check_same_size(out: Path, size: str) -> None:
-    """Refuse to resume a demo folder made with another ``--size`` (its stages would not match)."""
+    """Refuse to resume a demo folder made with another ``size`` (its stages would not match)."""
     import json
 
     marker = out / "demo.json"
     if marker.exists():
         earlier = json.loads(marker.read_text()).get("size")
         if earlier != size:
-            raise SeisinvError(
-                f"--out {out}: holds a demo of --size {earlier}; rerun with --size {earlier} to "
-                "resume it, or choose another --out"
+            raise ArgumentError(
+                f"out {out}: holds a demo of size {earlier!r}; rerun with that size to resume "
+                "it, or choose another output", "out"
             )
     else:
         write_json(marker, {"size": size})
@@ -327,7 +327,7 @@ def _generate_worker(job, out: Path, shard, device: str) -> int:
     from seisinv.generation import run_generate
 
     torch.set_num_threads(1)
-    return run_generate(job, out, device=device, shard=shard, show_progress=False).written
+    return run_generate(job, out, device=device, shard=shard, progress=False).written
 
 
 def _run_generate_jobs(jobs: list, workers: int, device: str, progress: bool, echo) -> None:
@@ -340,7 +340,7 @@ def _run_generate_jobs(jobs: list, workers: int, device: str, progress: bool, ec
     # Starting a process costs seconds (torch import): only worth it for real work.
     if workers <= 1 or len(jobs) == 1 or total < MIN_SAMPLES_FOR_PROCESSES:
         for job, out, shard in jobs:
-            run_generate(job, out, device=device, shard=shard, show_progress=progress)
+            run_generate(job, out, device=device, shard=shard, progress=progress)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed

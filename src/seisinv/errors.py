@@ -6,9 +6,15 @@ from __future__ import annotations
 class SeisinvError(Exception):
     """A problem with the user's input, files or configuration.
 
-    The message names the file or argument, what was found and what was expected.
+    The message names the file or argument, what was found and what was expected; arguments
+    are named as in Python (``overwrite=True``), never as CLI flags. ``argument``, when set, is
+    the Python argument the message starts with, which the CLI shows as its flag.
     The CLI prints it as one line and exits non-zero; library code never calls ``sys.exit``.
     """
+
+    def __init__(self, message: str = "", argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class DataError(SeisinvError):
@@ -31,5 +37,4 @@ class ArgumentError(SeisinvError):
     """
 
     def __init__(self, message: str, argument: str) -> None:
-        super().__init__(message)
-        self.argument = argument
+        super().__init__(message, argument)

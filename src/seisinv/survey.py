@@ -201,7 +201,8 @@ class Survey(BaseModel):
 
     def velocity_problems(self, velocity, slack: float = VELOCITY_SLACK) -> list[str]:
         """What is wrong with velocity values for this survey ([] when nothing): the one
-        units and range check that readers, generation, submission and ``seisinv check`` share.
+        units and range check that readers, generation, submission and ``seisinv check`` share
+        (``simulate`` applies the same rules to its min/max through ``range_problems``).
 
         Args:
             velocity: an array of any shape in this survey's ``units`` (axis order irrelevant).
@@ -209,9 +210,7 @@ class Survey(BaseModel):
                 (``VELOCITY_SLACK`` to accept data; ``seisinv check`` reports at
                 ``CHECK_SLACK``; submissions use a tolerance near 0).
 
-        Order of the checks: empty, NaN/Inf, non-positive, units (by the median: a median
-        below ``MPS_LIMIT`` in an m/s survey is km/s, above ``KMS_LIMIT`` in a km/s survey is
-        m/s), range (with a hint when the values are a power of ten off).
+        Order of the checks: empty, NaN/Inf, then ``range_problems`` with the median.
         """
         values = np.asarray(velocity)
         if values.size == 0:
@@ -219,11 +218,25 @@ class Survey(BaseModel):
         finite = np.isfinite(values)
         if not finite.all():
             return [f"velocity contains {int(finite.size - finite.sum())} NaN/Inf values"]
-        low, high = float(values.min()), float(values.max())
-        if low <= 0:
-            return [f"velocity must be positive, found minimum {low:g}"]
         flat = values.reshape(-1)
         median = float(np.median(flat[:: max(1, flat.size // 4096)]))
+        return self.range_problems(float(values.min()), float(values.max()), slack, median)
+
+    def range_problems(self, low: float, high: float, slack: float = VELOCITY_SLACK,
+                       median: float | None = None) -> list[str]:
+        """``velocity_problems`` from summary values only: velocities spanning ``low..high``
+        (survey units) with ``median`` (default: the midpoint of ``low`` and ``high``).
+
+        Needs no array, so callers holding device tensors read just their min and max
+        (``simulate`` does, every FWI iteration). Checks, in order: finite, positive, units (a
+        median below ``MPS_LIMIT`` in an m/s survey is km/s, above ``KMS_LIMIT`` in a km/s
+        survey is m/s), range (with a hint when the values are a power of ten off).
+        """
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return [f"velocity must be finite, found range {low:g}..{high:g}"]
+        if low <= 0:
+            return [f"velocity must be positive, found minimum {low:g}"]
+        median = 0.5 * (low + high) if median is None else median
         expected = f"{self.vmin:g}..{self.vmax:g}"
         if self.units == "m/s" and median < MPS_LIMIT:
             return [f"velocity looks like km/s (values {low:.4g}..{high:.4g}, median "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 
 import typer
@@ -60,9 +61,19 @@ def renamed(exc: SeisinvError, argument: str, flag: str) -> SeisinvError:
     return exc
 
 
+# Python arguments whose flag is not ``--`` + the name with dashes.
+FLAGS = {"overrides": "--set", "run_dir": "--out"}
+
+
+def flag(argument: str) -> str:
+    """The CLI flag of library argument ``argument`` (``per_file`` -> ``--per-file``)."""
+    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
 def flag_message(exc: BaseException) -> str:
-    """The one-line text of a library error, with a Python argument name shown as its flag
-    (``out /x: ...`` -> ``--out /x: ...``) and OS errors (disk full, permissions) without a
+    """The one-line text of a library error, with Python argument names shown as flags: the
+    ``argument`` the message starts with (``out /x: ...`` -> ``--out /x: ...``) and advice to
+    ``pass NAME=True`` (-> ``pass --name``); OS errors (disk full, permissions) without a
     traceback."""
     if isinstance(exc, OSError) and not isinstance(exc, SeisinvError):
         from seisinv.io import is_disk_full
@@ -74,10 +85,9 @@ def flag_message(exc: BaseException) -> str:
         return f"{where}{exc.strerror or exc}"
     text = str(exc)
     argument = getattr(exc, "argument", None)
-    if argument and text.startswith(f"{argument} "):
-        text = f"--{argument.replace('_', '-')} " + text[len(argument) + 1:]
-        text = text.replace("pass overwrite=True", "pass --overwrite")
-    return text
+    if argument and re.match(rf"{re.escape(argument)}[ :]", text):
+        text = flag(argument) + text[len(argument):]
+    return re.sub(r"\bpass ([a-z_]+)=True\b", lambda m: f"pass {flag(m[1])}", text)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -171,9 +171,9 @@ def _check_resolved(out: Path, resolved: dict) -> None:
                      if key.split(".")[-1] not in RESUMABLE_INPUTS]
         if differing:
             raise ConfigError(
-                f"{out}: holds experiment {earlier.get('experiment', {}).get('name')!r} run with "
-                f"other settings; differing: {', '.join(differing)}. Rerun with the same "
-                "experiment, --size, --set and data, or choose another --out"
+                f"out {out}: holds experiment {earlier.get('experiment', {}).get('name')!r} run "
+                f"with other settings; differing: {', '.join(differing)}. Rerun with the same "
+                "experiment, size, overrides and data, or choose another output", "out"
             )
     write_yaml(path, resolved)
 

@@ -64,7 +64,8 @@ def generate(ctx) -> None:
     mix_from = spec.mix_from
     if mix_from == "train":
         if len(ctx.train_dirs) != 1:
-            raise ConfigError("generate.mix_from 'train' needs exactly one --train folder; give "
+            raise ConfigError(f"generate.mix_from 'train' needs exactly one training folder "
+                              f"(train_dirs holds {len(ctx.train_dirs)}); give "
                               "generate.mix_from=PATH")
         mix_from = str(ctx.train_dirs[0])
     # Family options reach the generator as its ``<family>_<option>`` fields (mix ``flips`` ->
@@ -87,7 +88,7 @@ def generate(ctx) -> None:
     job = GenerateSpec(survey=ctx.survey, families=tuple(spec.families), n=spec.n,
                        seed=spec.seed, per_file=spec.per_file, mix_from=mix_from, **extra)
     ctx.echo(f"generate: {spec.n} {'/'.join(spec.families)} samples -> {ctx.out / 'generated'}")
-    run_generate(job, ctx.out / "generated", device=ctx.device, show_progress=ctx.progress)
+    run_generate(job, ctx.out / "generated", device=ctx.device, progress=ctx.progress)
 
 
 @STAGES.register("folds")
@@ -336,7 +337,7 @@ def fwi(ctx) -> None:
     ctx.echo("fwi: refining the ensemble's maps")
     run_fwi(ctx.test_dir, ctx.survey, str(ctx.out / "ensemble"), ctx.out / "fwi", config,
             limit=settings.limit, simulation_coarsen=settings.simulation_coarsen,
-            show_progress=ctx.progress)
+            progress=ctx.progress)
 
 
 @STAGES.register("submission")

@@ -46,7 +46,7 @@ class FwiJobSummary:
 
 def initial_model(init: str, survey: Survey, sample_id: str,
                   smooth_sigma_m: float = 0.0) -> np.ndarray:
-    """The ``(nz, nx)`` starting model for ``--init smooth|gradient|PRED_DIR``.
+    """The ``(nz, nx)`` starting model for ``init`` "smooth", "gradient" or a prediction folder.
 
     ``smooth_sigma_m`` smooths a prediction start (metres); for ``smooth`` it overrides the
     default smoothing length.
@@ -58,8 +58,8 @@ def initial_model(init: str, survey: Survey, sample_id: str,
     from seisinv.inference.store import PredictionStore
 
     if not (Path(init) / "manifest.json").exists():
-        raise ConfigError(f"--init {init!r}: expected smooth, gradient or a prediction directory "
-                          "(with manifest.json)")
+        raise ConfigError(f"init {init!r}: expected smooth, gradient or a prediction directory "
+                          "(with manifest.json)", "init")
     return initial_from_store(PredictionStore(init), sample_id, survey, smooth_sigma_m)
 
 
@@ -109,7 +109,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             simulation_coarsen: int | None = None,
             forward: Forward | None = None, progress: bool = True,
             on_sample: Callable[[str], None] | None = None,
-            overwrite: bool = False, show_progress: bool | None = None) -> FwiJobSummary:
+            overwrite: bool = False) -> FwiJobSummary:
     """Invert every sample of ``data`` (resumable) and write a prediction store to ``out``.
 
     Args:
@@ -124,7 +124,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
             grid (``survey.simulation.coarsen``, slowness-averaged; see docs/physics.md), e.g. 4
             for Speed & Structure's 1 m grid. The model and the output stay on the survey grid.
         forward: forward model override (tests).
-        progress: draw the progress bar (``show_progress``: its older name, still accepted).
+        progress: draw the progress bar.
         on_sample: called with each id once its result is written.
         overwrite: ``out`` was made from other data, start or settings: delete it and start
             again (default: refuse, naming the difference; see ``seisinv.outdir``).
@@ -138,13 +138,12 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
     from seisinv.outdir import claim_output, dataset_identity
 
     started = time.perf_counter()
-    progress = progress if show_progress is None else show_progress
     if limit is not None and limit < 1:
         raise ArgumentError(f"limit {limit}: must be a positive number of samples",
                             "limit")
     if init not in ("smooth", "gradient") and not (Path(init) / "manifest.json").exists():
-        raise ConfigError(f"--init {init!r}: expected smooth, gradient or a prediction directory "
-                          "(with manifest.json)")  # before anything is written
+        raise ConfigError(f"init {init!r}: expected smooth, gradient or a prediction directory "
+                          "(with manifest.json)", "init")  # before anything is written
     survey = load_survey(survey)
     source = open_dataset(data, survey)
     indices = list(range(len(source)))[:limit]

@@ -316,7 +316,6 @@ def run_generate(
     workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
-    show_progress: bool | None = None,
 ) -> GenerateReport:
     """Generate (or finish generating) ``spec`` into ``out``; see the module docstring.
 
@@ -336,13 +335,11 @@ def run_generate(
         batch: samples per physics call (default ``auto_batch`` for the device); a batch may
             span chunks.
         workers: map-drawing worker processes (None: ``pipeline.auto_workers``; 0: inline).
-        progress: draw the progress bar (rank 0 only under torchrun); ``show_progress`` is
-            its older name, still accepted.
+        progress: draw the progress bar (rank 0 only under torchrun).
         overwrite: ``out`` holds a run with other arguments: delete it and start again.
     """
     from seisinv.runtime import dist_info, resolve_device
 
-    progress = progress if show_progress is None else show_progress
     out = Path(out)
     survey = spec.survey
     dev = resolve_device(device)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from seisinv.errors import SeisinvError
+from seisinv.errors import ArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,16 @@ def auto_workers(device_type: str, cores: int | None = None) -> int:
 
 
 def parse_workers(value: int | str | None) -> int | None:
-    """``--workers``: a count >= 0, or "auto"/None (decided from the device)."""
+    """``workers``: a count >= 0, or "auto"/None (decided from the device)."""
     if value is None or value == "auto":
         return None
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise SeisinvError(f"--workers {value!r}: expected a count >= 0 or 'auto'") from None
+        raise ArgumentError(f"workers {value!r}: expected a count >= 0 or 'auto'",
+                            "workers") from None
     if count < 0:
-        raise SeisinvError(f"--workers must be at least 0, got {count}")
+        raise ArgumentError(f"workers {count}: must be at least 0", "workers")
     return count
 
 

@@ -65,7 +65,6 @@ def run_simulate(
     batch: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
-    show_progress: bool | None = None,
 ) -> SimulateReport:
     """Simulate the survey's gathers over every map in ``models`` and write them to ``out``.
 
@@ -76,7 +75,7 @@ def run_simulate(
         out: a ``.npy`` file for the OpenFWI layout, a folder for Speed & Structure.
         device: torch device ("auto": CUDA if present).
         batch: samples per physics call (default ``auto_batch``).
-        progress: draw the progress bar (``show_progress``: its older name, still accepted).
+        progress: draw the progress bar.
         overwrite: ``out`` was simulated from other maps or another survey: delete it and start
             again (default: refuse, naming the difference; see ``seisinv.outdir``).
 
@@ -86,7 +85,6 @@ def run_simulate(
     """
     from seisinv.runtime import resolve_device
 
-    progress = progress if show_progress is None else show_progress
     resolve_device(device)
     out = Path(out)
     if batch is not None and batch < 1:

@@ -93,7 +93,8 @@ def combine(stack: np.ndarray, method: str = "mean", weights: Sequence[float] | 
         raise DataError(f"member(s) {bad} of the stack hold NaN or inf values")
     if get_method(method).needs_weights:
         if weights is None:
-            raise SeisinvError(f"method {method!r} needs weights (give --weights, --fit-on or --plan)")
+            raise SeisinvError(f"method {method!r} needs weights (give weights, or fit them on "
+                               "validation truth, or reapply a plan)")
         velocity = np.tensordot(normalise_weights(weights, stack.shape[0]), stack, axes=1)
     elif method == "mean":
         velocity = stack.mean(axis=0)

@@ -109,7 +109,7 @@ def _snap_levels(survey: Survey, levels: int = 8, axis: str = "column") -> PostO
 @POSTPROCESS.register("bias")
 def _bias(survey: Survey, offset: float | Sequence[float] | None = None, per: str = "row") -> PostOp:
     if offset is None:
-        raise ConfigError("post bias: no offset; fit it on validation data (--fit-on) or give "
+        raise ConfigError("post bias: no offset; fit it on validation data (truth) or give "
                           "offset=<survey units>")
     if per not in ("row", "global"):
         raise ConfigError(f"post bias: per {per!r}; use row or global")

@@ -85,7 +85,7 @@ class PredictionStore:
             now = ", ".join(f"{key} {info[key]!r}" for key in differing)
             raise DataError(
                 f"{self.root}: holds predictions made with {then}, not {now}; choose another "
-                f"--out (or delete it) instead of mixing {what}"
+                f"output (or delete this one) instead of mixing {what}"
             )
 
     def ids(self) -> list[str]:

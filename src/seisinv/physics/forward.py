@@ -22,11 +22,13 @@ from seisinv.survey import Survey
 
 
 def _velocity_tensor(velocity, survey: Survey, device: torch.device,
-                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Check ``velocity`` (n, nz, nx) in survey units and return it in m/s, ``dtype``.
+                     dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, float]:
+    """Check ``velocity`` (n, nz, nx) in survey units; return it in m/s, ``dtype``, with its
+    maximum in m/s.
 
     OpenFWI's model files hold (n, 1, nz, nx) and a single map is (nz, nx): both are accepted
-    and become (n, nz, nx) / (1, nz, nx)."""
+    and become (n, nz, nx) / (1, nz, nx). Values are checked by ``Survey.range_problems`` (the
+    survey's one velocity check, at ``VELOCITY_SLACK``) from one device read of min and max."""
     if not isinstance(velocity, (torch.Tensor, np.ndarray)):
         raise DataError(
             f"velocity: expected a numpy array or torch tensor, got {type(velocity).__name__}"
@@ -45,16 +47,11 @@ def _velocity_tensor(velocity, survey: Survey, device: torch.device,
         v = v.float()
     v = v.to(device=device, dtype=dtype)
     with torch.no_grad():
-        vmin, vmax = float(v.min()), float(v.max())
-    if not (np.isfinite(vmin) and np.isfinite(vmax)) or vmin <= 0:
-        raise DataError(f"velocity: values must be finite and positive, got range {vmin}..{vmax}")
-    # A factor of ~1000 outside the survey range means km/s passed as m/s or the reverse.
-    if vmax > 20 * survey.vmax or vmin < survey.vmin / 20:
-        raise DataError(
-            f"velocity: range {vmin:g}..{vmax:g} does not look like {survey.units} "
-            f"(survey {survey.name!r} expects about {survey.vmin:g}..{survey.vmax:g})"
-        )
-    return v * survey.to_mps
+        low, high = torch.stack(torch.aminmax(v)).tolist()  # one device -> host read
+    problems = survey.range_problems(low, high)
+    if problems:
+        raise DataError("velocity: " + "; ".join(problems))
+    return v * survey.to_mps, high * survey.to_mps
 
 
 def _shot_indices(shots: Sequence[int] | None, survey: Survey) -> list[int]:
@@ -160,7 +157,8 @@ def simulate(
         ``j`` at time ``j * survey.dt``, time axis before receivers (the challenges' layout).
 
     Raises:
-        DataError: velocity of the wrong shape, non-finite or in the wrong units.
+        DataError: velocity of the wrong shape, non-finite, in the wrong units or outside the
+            survey's range widened by ``VELOCITY_SLACK`` (``Survey.range_problems``).
         SeisinvError: bad ``shots`` or ``wavelet``.
         ConfigError: ``survey.simulation.boundary`` other than "pml".
     """
@@ -173,13 +171,12 @@ def simulate(
             "to ~0.2%); use 'pml', or seisinv.physics.openfwi_reference for the sponge itself"
         )
     dev = resolve_device(device)
-    v = _velocity_tensor(velocity, survey, dev, dtype)
+    v, v_max = _velocity_tensor(velocity, survey, dev, dtype)
     shot_ids = _shot_indices(shots, survey)
     n, n_shots = v.shape[0], len(shot_ids)
     sim = survey.simulation
     w = _wavelet_tensor(wavelet, survey, n_shots, dev).to(dtype)
-    with torch.no_grad():
-        max_vel = max(float(v.max()), survey.vmax * survey.to_mps)
+    max_vel = max(v_max, survey.vmax * survey.to_mps)
     plan = plan_grid(survey, max_vel)
     v_int = internal_velocity(v, survey, plan)
     k = plan.time_factor

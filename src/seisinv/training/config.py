@@ -339,14 +339,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set optimizer.lr=3e-4")
+        raise ConfigError(f"overrides {text!r}: expected key=value, e.g. optimizer.lr=3e-4",
+                          "overrides")
     parts = key.split(".")
     if any(not p for p in parts):
-        raise ConfigError(f"--set {text!r}: empty part in key {key!r}")
+        raise ConfigError(f"overrides {text!r}: empty part in key {key!r}", "overrides")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"overrides {text!r}: value is not valid YAML ({exc})",
+                          "overrides") from None
     return parts, value
 
 
@@ -368,7 +370,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
-                raise ConfigError(f"--set {text!r}: {where} is {child!r}, not a mapping")
+                raise ConfigError(f"overrides {text!r}: {where} is {child!r}, not a mapping",
+                                  "overrides")
             node = child
         node[parts[-1]] = value
     return data

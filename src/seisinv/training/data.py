@@ -183,8 +183,8 @@ def build_data(config: TrainConfig, survey: Survey | None = None) -> TrainData:
     survey = survey or load_survey(config.data.survey)
     if not config.data.train:
         raise ConfigError(
-            "data.train: no training dataset given; set it in the config or with "
-            "--set 'data.train=[path/to/dataset]'"
+            "data.train: no training dataset given; set it in the config or override it, "
+            "e.g. data.train=[path/to/dataset]"
         )
     pool = open_dataset(config.data.train, survey, require_velocity=True)
     folds: dict[str, int] = {}

@@ -170,8 +170,9 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     ]
     if differing:
         raise ConfigError(
-            f"--resume: the config differs from the run's saved config in {', '.join(differing)}; "
-            f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming (or start a new run)"
+            f"resume: the config differs from the run's saved config in {', '.join(differing)}; "
+            f"only {', '.join(RESUMABLE_CHANGES)} may change when resuming (or start a new run)",
+            "resume",
         )
     merged = dict(old)
     merged.update({k: new[k] for k in RESUMABLE_CHANGES})
@@ -528,8 +529,8 @@ def train(
         config = resumed_config(checkpoint.config, config)
     elif folders.exists() and any(p for p in folders.iterdir() if not p.name.startswith(".")):
         raise ConfigError(
-            f"{run_dir}: already holds a run with checkpoints; pass --resume to continue it "
-            "or choose another --out"
+            f"run_dir {run_dir}: already holds a run with checkpoints; pass resume=True to "
+            "continue it or choose another run folder", "run_dir"
         )
 
     device = resolve_device(config.device)
@@ -553,7 +554,7 @@ def train(
     survey = data.survey
     if data.val is None and echo is not None and main:
         echo(f"no validation: {_no_validation_reason(config)}; keeping checkpoints/last only "
-             "(pass --set 'data.val=[DIR]' to validate and keep the best)")
+             "(set data.val=[DIR] to validate and keep the best)")
     saved_pipeline = None
     if checkpoint is not None:
         # The run continues with the statistics it started with, not a re-fit.
@@ -807,7 +808,7 @@ def train(
                         save_last()
                         raise SeisinvError(
                             f"interrupted at step {state.step}/{total}; checkpoint saved in "
-                            f"{last_dir}; continue with `seisinv train --resume --out RUN_DIR`"
+                            f"{last_dir}; pass resume=True to continue"
                         )
                     if state.step >= total:
                         break
