@@ -96,6 +96,59 @@ def test_predict_never_writes_into_its_input_or_a_foreign_folder(tmp_path):
     assert os.listdir(foreign) == ["todo.txt"]
 
 
+def _older_prediction(out: Path, *extra: str) -> None:
+    """A prediction folder as a seisinv without provenance records left it (plus ``extra``)."""
+    PredictionStore(out, FWI, source="old").write("data1_0", np.full(FWI.velocity_shape, 9.0))
+    for name in extra:
+        (out / name).write_text("mine")
+
+
+def test_overwrite_starts_again_in_an_older_prediction_folder(tmp_path):
+    """A folder made before provenance.json existed is refused (the message says how to go
+    on); overwrite=True clears what predict writes and starts again."""
+    run = ToyRun(tmp_path / "ckpt")
+    data = _dataset(tmp_path / "a")
+    out = tmp_path / "P"
+    _older_prediction(out)
+    with pytest.raises(OutputError, match="before provenance records") as info:
+        run_predict(run, data, out, progress=False)
+    assert "pass --overwrite to start again" in flag_message(info.value)
+    assert "\n" not in flag_message(info.value)
+    assert run_predict(run, data, out, overwrite=True, progress=False) == (3, 3)
+    assert np.all(PredictionStore(out).read("data1_0") == 2500.0)
+    assert sorted(os.listdir(out)) == ["manifest.json", "provenance.json", "velocity"]
+
+
+def test_overwrite_never_clears_an_older_output_holding_other_files(tmp_path):
+    run = ToyRun(tmp_path / "ckpt")
+    data = _dataset(tmp_path / "a")
+    out = tmp_path / "P"
+    _older_prediction(out, "notes.txt")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(OutputError, match=r"does not write \(notes\.txt\)"):
+        run_predict(run, data, out, overwrite=True, progress=False)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    # Another command's older output is not predict's to clear either.
+    fwi_out = tmp_path / "F"
+    _older_prediction(fwi_out, "fwi_config.json")
+    with pytest.raises(OutputError, match="does not write"):
+        run_predict(run, data, fwi_out, overwrite=True, progress=False)
+
+
+def test_fwi_overwrite_starts_again_in_its_older_output(tmp_path):
+    data = _dataset(tmp_path / "d", n=1)
+    out = tmp_path / "F"
+    _older_prediction(out, "fwi_config.json", "convergence.png")
+    (out / "fwi").mkdir()
+    (out / "fwi" / "data1_0.json").write_text("{}")
+    common = dict(forward=_toy_forward, progress=False)
+    with pytest.raises(OutputError, match="pass overwrite=True"):
+        run_fwi(data, FWI, "gradient", out, FwiConfig(iters=1), **common)
+    summary = run_fwi(data, FWI, "gradient", out, FwiConfig(iters=1), overwrite=True, **common)
+    assert summary.inverted == ["data1_0"]
+    assert json.loads((out / "fwi_config.json").read_text())["config"]["iters"] == 1
+
+
 def test_predict_disk_full_is_one_line_and_resumes(tmp_path, monkeypatch):
     run = ToyRun(tmp_path / "ckpt")
     data = _dataset(tmp_path / "a")

@@ -128,6 +128,31 @@ def test_foreign_folder_is_refused_and_left_untouched(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]
 
 
+def test_older_output_is_recognised_and_only_its_own_files_cleared(tmp_path):
+    from seisinv.outdir import Writes
+
+    writes = Writes("made.json", ("made.json", "maps"))
+    out = tmp_path / "old"
+    (out / "maps").mkdir(parents=True)
+    (out / "made.json").write_text("{}")
+    (out / "maps" / "a.npy").write_text("x")
+    with pytest.raises(OutputError, match="pass overwrite=True"), claim_output(
+        out, "seisinv t", {}, writes=writes
+    ):
+        pass
+    assert sorted(p.name for p in out.iterdir()) == ["made.json", "maps"]
+    with claim_output(out, "seisinv t", {"a": 1}, writes=writes, overwrite=True):
+        assert sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) == [RECORD_NAME]
+    # Without the marker the same content is foreign, even with overwrite.
+    other = tmp_path / "other"
+    (other / "maps").mkdir(parents=True)
+    with pytest.raises(OutputError, match="not an output of"), claim_output(
+        other, "seisinv t", {}, writes=writes, overwrite=True
+    ):
+        pass
+    assert (other / "maps").is_dir()
+
+
 def test_other_command_output_is_refused(tmp_path):
     out = tmp_path / "o"
     with claim_output(out, "seisinv fwi", {}):

@@ -26,7 +26,9 @@ output through this module::
 - **Overlap** (``check_out_not_inside_inputs``): the output may not be an input, lie inside one,
   or contain one.
 - **Foreign folders** (``refuse_foreign``): a non-empty folder without this command's
-  ``provenance.json`` is refused (never deleted, even with ``overwrite``).
+  ``provenance.json`` is refused (never deleted, even with ``overwrite``), except an older
+  output of the command made before provenance records existed (``Writes``: its marker file
+  and nothing the command does not write), which ``overwrite`` clears and starts again in.
 - **No stubs**: when a claim is refused or the command fails before writing anything but the
   lock and the record, the folders this call created are removed again.
 
@@ -45,6 +47,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,17 @@ class OutputError(ArgumentError):
 
 class LockedError(OutputError):
     """Another live process is writing the same output."""
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What a command writes at the top of its output folder, to recognise its outputs made
+    before ``provenance.json`` existed: a folder holding ``marker`` and nothing outside
+    ``names`` (e.g. a prediction folder: ``manifest.json`` with ``velocity/``). ``overwrite``
+    deletes exactly ``names`` there."""
+
+    marker: str
+    names: tuple[str, ...]
 
 
 # ---- the lock -------------------------------------------------------------------------------
@@ -390,42 +404,67 @@ def check_out_not_inside_inputs(
 
 
 def refuse_foreign(out: str | os.PathLike, command: str, own: Iterable[str] = (),
-                   argument: str = "out") -> None:
+                   argument: str = "out", writes: Writes | None = None,
+                   overwrite: bool = False) -> bool:
     """Refuse a non-empty folder that is not an output of ``command``.
 
     A folder is ``command``'s own when it holds ``provenance.json`` written by it; ``own`` lists
     further names that may exist before the record does (files of a first run killed early).
+    A folder without a record that ``writes`` recognises as an older output of ``command`` is
+    refused too, unless ``overwrite``.
+
+    Returns:
+        True when ``out`` is such an older output and ``overwrite`` asks to start again in it
+        (the caller clears ``writes.names`` under its lock).
     """
     out = Path(out)
     if not out.is_dir():
-        return
+        return False
     allowed = {RECORD_NAME, *own}
     # Locks and the temporaries of atomic writes (``.<name>.<random>.tmp``, seisinv.io) of a
     # concurrent writer of the same command are not foreign content.
     present = [p.name for p in out.iterdir() if not p.name.startswith(LOCK_NAME)
                and not (p.name.startswith(".") and p.name.endswith(".tmp"))]
     if not present:
-        return
+        return False
     if RECORD_NAME in present:
         with contextlib.suppress(OSError, ValueError):
             made_by = json.loads((out / RECORD_NAME).read_text()).get("command", "")
             if made_by and made_by != command:
                 raise OutputError(f"{argument} {out}: holds the output of {made_by!r}, not of "
                                   f"{command!r}; choose another output", argument)
-        return
+        return False
     others = sorted(set(present) - allowed)
-    if others:
-        older = ("; an output of a seisinv without provenance records must be deleted or moved"
-                 if {"manifest.json", "generate.yaml"} & set(others) else "")
+    if not others:
+        return False
+    if writes is not None and writes.marker in present:
+        unrelated = sorted(set(others) - set(writes.names))
+        if unrelated:
+            raise OutputError(
+                f"{argument} {out}: an older output of {command!r} that also holds files it "
+                f"does not write ({_listed(unrelated)}); move them away or choose another "
+                "output", argument)
+        if overwrite:
+            return True
         raise OutputError(
-            f"{argument} {out}: not empty and not an output of {command!r} (found "
-            f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); choose an empty or "
-            f"new folder{older}", argument)
+            f"{argument} {out}: an output of {command!r} from before provenance records (no "
+            f"{RECORD_NAME}), so it cannot be resumed safely; pass overwrite=True to start "
+            "again in it, or choose another output", argument)
+    older = ("; an output of a seisinv without provenance records must be deleted or moved"
+             if {"manifest.json", "generate.yaml"} & set(others) else "")
+    raise OutputError(
+        f"{argument} {out}: not empty and not an output of {command!r} (found "
+        f"{_listed(others)}); choose an empty or new folder{older}", argument)
 
 
-def clear_output(out: str | os.PathLike, is_file: bool = False) -> None:
-    """Delete an earlier output (keeping its lock): the folder's contents, or the file with its
-    record and partial files."""
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def clear_output(out: str | os.PathLike, is_file: bool = False,
+                 only: Iterable[str] | None = None) -> None:
+    """Delete an earlier output (keeping its lock): the folder's contents (``only``: just these
+    names in it), or the file with its record and partial files."""
     out = Path(out)
     if is_file:
         for path in (out, record_path(out, True), *out.parent.glob(f".{out.name}.*")):
@@ -437,8 +476,9 @@ def clear_output(out: str | os.PathLike, is_file: bool = False) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
         return
+    keep = None if only is None else set(only)
     for path in out.iterdir():
-        if path.name.startswith(LOCK_NAME):
+        if path.name.startswith(LOCK_NAME) or (keep is not None and path.name not in keep):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -455,6 +495,7 @@ def claim_output(
     inputs: Iterable[str | os.PathLike | None] = (),
     overwrite: bool = False,
     own: Iterable[str] = (),
+    writes: Writes | None = None,
     is_file: bool = False,
     lock_name: str = "",
     argument: str = "out",
@@ -467,8 +508,11 @@ def claim_output(
         command: e.g. "seisinv predict"; recorded, and shown to a concurrent writer.
         provenance: everything that changes the results (JSON-serialisable).
         inputs: paths the command reads; ``out`` may not overlap them.
-        overwrite: delete an earlier output made with other provenance and start again.
+        overwrite: delete an earlier output made with other provenance (or an older output
+            without a record, see ``writes``) and start again.
         own: names a first run of ``command`` may leave before its record (see ``refuse_foreign``).
+        writes: what ``command`` writes, to recognise its outputs older than provenance
+            records; without it such a folder is refused as foreign.
         is_file: ``out`` is a single file.
         lock_name: an independent lock within ``out`` (see ``lock_output``).
 
@@ -486,13 +530,19 @@ def claim_output(
         raise OutputError(f"{argument} {out}: exists and is not a file", argument)
     if not is_file and out.exists() and not out.is_dir():
         raise OutputError(f"{argument} {out}: exists and is not a folder", argument)
+    older = False
     if not is_file:
-        refuse_foreign(out, command, own, argument)
+        own = tuple(own)
+        older = refuse_foreign(out, command, own, argument, writes, overwrite)
     elif out.exists() and read_record(out, True) is None:
         raise OutputError(f"{argument} {out}: exists and was not written by {command!r}; "
                           "choose another output", argument)
     with lock_output(out, command, is_file=is_file, name=lock_name, argument=argument) as lock:
         try:
+            if older:
+                log.warning("%s: deleting an older output of %s (no %s), as overwrite asks",
+                            out, command, RECORD_NAME)
+                clear_output(out, only=[*writes.names, *own])
             changed = compare(out, provenance, is_file)
             if changed:
                 if not overwrite:

@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
 
         from seisinv.errors import SeisinvError
         from seisinv.inference.ensemble import METHODS
-        from seisinv.inference.ensemble_job import run_ensemble
+        from seisinv.inference.ensemble_job import ENSEMBLE_WRITES, run_ensemble
         from seisinv.inference.postprocess import FITTERS, parse_post
 
         console = Console(stderr=True)
@@ -158,7 +158,8 @@ def register(app: typer.Typer) -> None:
             "fit_on": dataset_identity(fit_on) if fit_on is not None else None,
         }
         with claim_output(out, "seisinv ensemble", provenance, overwrite=overwrite,
-                          inputs=[*members, fit_on, plan_file, classifier]):
+                          inputs=[*members, fit_on, plan_file, classifier],
+                          writes=ENSEMBLE_WRITES):
             result = run_ensemble(
                 members, out, method=method, weights=_floats(weights), truth=truth,
                 plan=plan_file, metric=metric, per_family=per_family, classifier=model,

@@ -28,8 +28,13 @@ from seisinv.errors import ArgumentError, ConfigError, DataError
 from seisinv.fwi.config import FwiConfig
 from seisinv.fwi.initial import gradient_model, initial_from_store, smooth_model
 from seisinv.fwi.invert import Forward, FwiResult, invert
+from seisinv.inference.store import STORE_NAMES
 from seisinv.io import atomic_open, disk_full_error, write_json
+from seisinv.outdir import Writes
 from seisinv.survey import Survey, load_survey
+
+# Everything ``seisinv fwi`` writes at the top of its output (``seisinv.outdir.Writes``).
+FWI_WRITES = Writes("fwi_config.json", (*STORE_NAMES, "fwi_config.json", "fwi", "convergence.png"))
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +165,7 @@ def run_fwi(data: str | os.PathLike | Sequence[str | os.PathLike], survey: Surve
                   # the maps only: qc/evaluate/report files added beside them change nothing
                   "init_files": dataset_identity(Path(init_dir) / "velocity") if init_dir else None}
     with claim_output(out, "seisinv fwi", provenance, inputs=[*inputs, init_dir],
-                      overwrite=overwrite):
+                      overwrite=overwrite, writes=FWI_WRITES):
         try:
             return _invert_into(out, source, survey, init, config, indices, settings,
                                 smooth_sigma_m, simulation_coarsen, forward, progress,

@@ -31,9 +31,12 @@ from seisinv.inference.ensemble import (
     read_member,
 )
 from seisinv.inference.postprocess import FITTERS, build_chain, fit_specs
-from seisinv.inference.store import PredictionStore
+from seisinv.inference.store import STORE_NAMES, PredictionStore
+from seisinv.outdir import Writes
 
 PLAN_FILE = "ensemble.json"
+# What ``seisinv ensemble`` writes into its output (``seisinv.outdir.Writes``).
+ENSEMBLE_WRITES = Writes(PLAN_FILE, (*STORE_NAMES, PLAN_FILE))
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seisinv.errors import SeisinvError
-from seisinv.inference.store import PredictionStore
+from seisinv.inference.store import PREDICTION_WRITES, PredictionStore
 from seisinv.inference.tta import (  # noqa: F401 - re-exported: the TTA views' old home
     NOISE_DRAWS,
     NOISE_LEVEL,
@@ -223,7 +223,7 @@ def run_predict(run, data, out, *, tta: Sequence[str] = (), batch: int | None = 
     source = open_dataset(data, run.survey) if source is None else source
     provenance = prediction_provenance(run, data, tta)
     with claim_output(out, "seisinv predict", provenance, inputs=[*inputs, checkpoint],
-                      overwrite=overwrite):
+                      overwrite=overwrite, writes=PREDICTION_WRITES):
         store = open_prediction_store(out, run, tta)
         return predict(run, source, store, tta=tta, batch=batch, progress=progress), len(source)
 

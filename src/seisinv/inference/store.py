@@ -21,9 +21,13 @@ import numpy as np
 
 from seisinv.errors import DataError
 from seisinv.io import load_npy, save_npy, write_json
+from seisinv.outdir import Writes
 from seisinv.survey import Survey, survey_from_dict
 
 FORMAT_VERSION = 1
+# Everything a store writes at its top; ``predict`` writes nothing else (``seisinv.outdir``).
+STORE_NAMES = ("manifest.json", "velocity", "spread")
+PREDICTION_WRITES = Writes("manifest.json", STORE_NAMES)
 
 
 class PredictionStore:
