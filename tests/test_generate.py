@@ -226,6 +226,52 @@ def test_torchrun_ranks_take_their_share(tmp_path, small, monkeypatch):
     assert [r["id"] for r in _rows(tmp_path / "o")] == ["gen-s0-0000001", "gen-s0-0000003"]
 
 
+RANK_SCRIPT = """
+import os, sys, time
+from seisinv.generation import GenerateSpec, run_generate
+from seisinv.survey import load_survey
+spec = GenerateSpec(load_survey(sys.argv[1]), ("flat",), n=4, per_file=1)
+if os.environ["RANK"] == "0":
+    time.sleep(2)  # the worst case: the rank that clears arrives last
+run_generate(spec, sys.argv[2], device="cpu", workers=0, overwrite=True, progress=False)
+"""
+
+
+def test_torchrun_overwrite_clears_once_before_any_rank_writes(tmp_path, small):
+    """`torchrun --nproc_per_node 2 ... generate --overwrite` over an earlier run: rank 0 clears,
+    the ranks meet at a barrier (gloo, CPU), then both write; the result equals one process's."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from seisinv.io import write_yaml
+
+    out, reference = tmp_path / "o", tmp_path / "ref"
+    run_generate(GenerateSpec(small, ("flat",), n=4, per_file=1, seed=9), out, device="cpu",
+                 progress=False)
+    write_yaml(tmp_path / "small.yaml", small.to_dict())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    ranks = [subprocess.Popen(
+        [sys.executable, "-c", RANK_SCRIPT, str(tmp_path / "small.yaml"), str(out)],
+        env={**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": "2",
+             "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"},
+        stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    for rank in ranks:
+        _, err = rank.communicate(timeout=120)
+        assert rank.returncode == 0, err
+    run_generate(GenerateSpec(small, ("flat",), n=4, per_file=1), reference, device="cpu",
+                 progress=False)
+    for name in ("manifest.csv", *(f"{kind}/{kind}{c}.npy" for kind in ("data", "model")
+                                   for c in range(4))):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
+
+
 # ---- mixing -----------------------------------------------------------------------------
 def test_mix_from_existing_maps_stays_in_range(tmp_path, small):
     pool = generate_velocity("salt", 3, small, seed=0, vrange=(2000.0, 3500.0))

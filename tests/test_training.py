@@ -626,3 +626,41 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary(dataset, tmp_path, monke
     counters = ckpt.read_checkpoint(tmp_path / "run" / "checkpoints" / "last").state["counters"]
     assert (counters["step"], counters["epoch"], counters["micro"]) == (2, 0, 2)
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
+
+
+def test_disk_full_while_training_is_one_line_and_the_run_resumes(dataset, tmp_path, monkeypatch,
+                                                                   capsys):
+    """A plain OSError(ENOSPC) from the checkpoint writer reaches `seisinv train` as one line
+    (no traceback, exit status 1); the last complete checkpoint stays and --resume finishes."""
+    import errno
+
+    import seisinv.cli.main as cli_main
+    from seisinv.io import write_yaml
+    from seisinv.training.trainer import train
+
+    config = tiny_config(dataset, "data.limit=4", "data.val_limit=2", "batch_size=2",
+                         "epochs=2", "checkpoint.every_steps=1")
+    write_yaml(tmp_path / "config.yaml", config.to_dict())
+    run_dir = tmp_path / "run"
+    real_save, saves = ckpt.save_checkpoint, []
+
+    def save_until_full(folder, *args, **kwargs):
+        saves.append(folder)
+        if len(saves) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+        return real_save(folder, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_until_full)
+    monkeypatch.setattr(sys, "argv", ["seisinv", "train", str(tmp_path / "config.yaml"),
+                                      "--out", str(run_dir)])
+    with pytest.raises(SystemExit) as info:
+        cli_main.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: disk full while writing") and "--resume" in err
+    assert ckpt.read_checkpoint(run_dir / "checkpoints" / "last").state["counters"]["step"] == 1
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    resumed = train(config, run_dir, resume=True)
+    assert resumed.step == resumed.total_steps == 4

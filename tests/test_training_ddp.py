@@ -83,12 +83,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
 
-    from seisinv.training.distributed import (
-        all_reduce_sum,
-        gather_objects,
-        init_distributed,
-        wrap_model,
-    )
+    from seisinv.runtime import init_distributed
+    from seisinv.training.distributed import all_reduce_sum, gather_objects, wrap_model
 
     info = init_distributed(torch.device("cpu"))
     assert info.world_size == world and dist.is_initialized()

@@ -1,4 +1,4 @@
-"""Where code runs: device choice, torchrun rank information, and progress bars."""
+"""Where code runs: device choice, torchrun rank information and process group, progress bars."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -59,6 +60,31 @@ def dist_info() -> DistInfo:
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
     )
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (no-op for a single process).
+
+    Backend: NCCL for CUDA devices, gloo otherwise.
+    """
+    info = dist_info()
+    if info.world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            # NCCL collectives run on the current device: make it this rank's GPU.
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group with more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier() -> None:
+    """Wait for every process (no-op for a single process)."""
+    if is_distributed():
+        dist.barrier()
 
 
 def progress_bar(*extra_columns, disable: bool = False) -> Progress:

@@ -58,6 +58,7 @@ from seisinv.outdir import (
     lock_output,
     refuse_foreign,
 )
+from seisinv.runtime import DistInfo, barrier, init_distributed
 from seisinv.survey import Survey, survey_from_dict
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,29 @@ def prepare_output(spec: GenerateSpec, out: Path, pool: VelocityMaps | None = No
             raise OutputError(f"out {out}: cannot write ({exc.strerror or exc})") from None
 
 
+def prepare_ranks(spec: GenerateSpec, out: Path, pool: VelocityMaps | None, overwrite: bool,
+                  dist: DistInfo) -> None:
+    """``prepare_output`` on every torchrun rank, without races under ``overwrite``.
+
+    Only rank 0 may clear an earlier output, and no rank may look at the folder or write a
+    sample while it does: rank 0 prepares (clearing), every rank waits at a barrier (a gloo
+    process group: no GPU needed), then the others prepare and find the folder ready. Without
+    ``overwrite`` the ranks prepare independently (they write identical records under the
+    folder's lock). If rank 0 fails, torchrun stops the ranks waiting at the barrier.
+    """
+    if not (overwrite and dist.world_size > 1):
+        prepare_output(spec, out, pool, overwrite=overwrite)
+        return
+    import torch
+
+    init_distributed(torch.device("cpu"))
+    if dist.is_main:
+        prepare_output(spec, out, pool, overwrite=True)
+    barrier()
+    if not dist.is_main:
+        prepare_output(spec, out, pool)
+
+
 def _chunk_velocities(
     spec: GenerateSpec, indices: list[int], pool: VelocityMaps | None
 ) -> tuple[np.ndarray, list[str], list[int]]:
@@ -359,7 +383,7 @@ def run_generate(
     # shard would delete the first one's temporary files.
     name = f"shard{shard.k}of{shard.count}-rank{dist.rank}of{dist.world_size}"
     with lock_output(out, "seisinv generate", name=name):
-        prepare_output(spec, out, pool, overwrite=overwrite and dist.is_main)
+        prepare_ranks(spec, out, pool, overwrite, dist)
         return _generate_chunks(spec, out, shard, pool, dist, dev, batch, fixed_batch, workers,
                                 progress)
 

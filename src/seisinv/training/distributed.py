@@ -1,4 +1,4 @@
-"""Multi-process training helpers: process group set-up, data sharding, reductions.
+"""Multi-process training: data sharding, reductions, DDP (process group: ``seisinv.runtime``).
 
 Launched by ``torchrun`` (which sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT),
 each process trains a ``DistributedDataParallel`` copy of the model on its shard of every batch;
@@ -12,26 +12,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from seisinv.runtime import DistInfo, dist_info
-
-
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (no-op for a single process).
-
-    Backend: NCCL for CUDA devices, gloo otherwise.
-    """
-    info = dist_info()
-    if info.world_size > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            # NCCL collectives run on the current device: make it this rank's GPU.
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return info
-
-
-def is_distributed() -> bool:
-    """True inside an initialised process group with more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from seisinv.runtime import is_distributed
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -39,12 +20,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
-
-
-def barrier() -> None:
-    """Wait for every process (no-op for a single process)."""
-    if is_distributed():
-        dist.barrier()
 
 
 class EpochSampler(Sampler):

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from seisinv.training.distributed import is_distributed
+from seisinv.runtime import is_distributed
 from seisinv.training.losses import Loss
 from seisinv.training.optim import autocast
 from seisinv.training.tasks import VelocityTask

@@ -44,7 +44,7 @@ import torch
 
 from seisinv.errors import CheckpointError, ConfigError, SeisinvError
 from seisinv.io import write_text, write_yaml
-from seisinv.runtime import resolve_device
+from seisinv.runtime import barrier, init_distributed, resolve_device
 from seisinv.survey import survey_from_dict
 from seisinv.training import checkpoint as ckpt
 from seisinv.training.config import TrainConfig, config_from_dict
@@ -52,9 +52,7 @@ from seisinv.training.data import TrainData, build_data, check_validation
 from seisinv.training.distributed import (
     EpochSampler,
     all_reduce_sum,
-    barrier,
     gather_objects,
-    init_distributed,
     shard_indices,
     wrap_model,
 )
