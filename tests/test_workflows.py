@@ -220,18 +220,18 @@ def test_training_without_validation_samples_says_so_and_keeps_last(openfwi, tmp
     output = cli("train", "tiny-openfwi", "--set", f"data.train=[{openfwi['test']}]",
                  "--set", "epochs=1", "--out", run)
     assert "no validation: validation fold 0 of 5 got no samples" in output
-    assert "--set 'data.val=[DIR]'" in output
+    assert "set data.val=[DIR] to validate" in output
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["history", "last"]
     cli("predict", "--run", run, "--data", openfwi["test"], "--out", tmp_path / "pred")
     assert len(PredictionStore(tmp_path / "pred").ids()) == 2
 
 
 def test_cli_errors_print_brackets_literally(tmp_path, monkeypatch, capsys):
-    """A SeisinvError naming `--set 'data.train=[...]'` must not lose the brackets to rich markup."""
+    """A SeisinvError naming `data.train=[...]` must not lose the brackets to rich markup."""
     from seisinv.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["seisinv", "train", "tiny-openfwi", "--out", str(tmp_path / "r")])
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 1
-    assert "--set 'data.train=[path/to/dataset]'" in capsys.readouterr().err
+    assert "e.g. data.train=[path/to/dataset]" in capsys.readouterr().err

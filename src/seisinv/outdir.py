@@ -476,9 +476,9 @@ def clear_output(out: str | os.PathLike, is_file: bool = False,
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
         return
-    keep = None if only is None else set(only)
+    selected = None if only is None else set(only)
     for path in out.iterdir():
-        if path.name.startswith(LOCK_NAME) or (keep is not None and path.name not in keep):
+        if path.name.startswith(LOCK_NAME) or (selected is not None and path.name not in selected):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
