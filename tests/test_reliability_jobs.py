@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from seisinv.cli.main import app, flag_message
 from seisinv.data.writers import write_stacked
-from seisinv.errors import ConfigError, SeisinvError
+from seisinv.errors import ConfigError, DataError, SeisinvError
 from seisinv.fwi import FwiConfig, run_fwi
 from seisinv.inference.predict import run_predict
 from seisinv.inference.store import PredictionStore
@@ -251,6 +251,49 @@ def test_simulate_onto_its_own_input_is_refused_and_the_maps_survive(tmp_path):
     with pytest.raises(OutputError, match="is the input"):
         run_simulate(maps, FWI, maps, device="cpu", progress=False)
     assert maps.read_bytes() == before
+
+
+@pytest.mark.parametrize("value, start", [
+    (250000.0, "velocity: range 2.5e+05..2.5e+05 m/s outside the survey's 1500..4500 "),
+    (2.5, "velocity: looks like km/s (values 2.5..2.5, median 2.5); survey 'small-fwi'"),
+    (0.0, "velocity: must be positive, found minimum 0"),
+])
+def test_simulate_velocity_errors_say_velocity_once(value, start):
+    """The physics names its argument once ("velocity: range ..."), not "velocity: velocity
+    range ..."; a file keeps the full problem after its name."""
+    from seisinv.physics import simulate
+
+    with pytest.raises(DataError) as info:
+        simulate(np.full((1, FWI.nz, FWI.nx), value, np.float32), FWI, device="cpu")
+    assert str(info.value).startswith(start), str(info.value)
+    assert "velocity: velocity" not in str(info.value)
+
+
+def test_simulate_names_the_file_of_a_map_in_the_wrong_scale(tmp_path):
+    from seisinv.generation import run_simulate
+
+    maps = tmp_path / "models.npy"
+    save_npy(maps, np.full((2, 1, FWI.nz, FWI.nx), 250000.0, np.float32))
+    with pytest.raises(DataError) as info:
+        run_simulate(maps, FWI, tmp_path / "g.npy", device="cpu", progress=False)
+    assert str(info.value).startswith(f"{maps}: velocity range 2.5e+05..2.5e+05 m/s outside")
+    assert not (tmp_path / "g.npy").exists()
+
+
+def test_simulate_older_npy_output_is_never_overwritten(tmp_path):
+    """A complete .npy from a simulate older than provenance records has no marker telling it
+    from a user's file: refused even with overwrite=True, and left as it was."""
+    from seisinv.generation import run_simulate
+
+    maps = tmp_path / "models.npy"
+    save_npy(maps, np.full((2, 1, FWI.nz, FWI.nx), 2500.0, np.float32))
+    older = tmp_path / "g.npy"
+    save_npy(older, np.zeros((2, *FWI.gather_shape), np.float32))
+    before = older.read_bytes()
+    with pytest.raises(OutputError, match=r"g\.npy: exists and was not written by 'seisinv "
+                       r"simulate'; choose another output"):
+        run_simulate(maps, FWI, older, device="cpu", progress=False, overwrite=True)
+    assert older.read_bytes() == before
 
 
 def test_simulate_full_disk_leaves_no_full_size_partial(tmp_path, monkeypatch):

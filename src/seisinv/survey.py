@@ -262,7 +262,7 @@ class Survey(BaseModel):
         if problems:
             from seisinv.errors import DataError
 
-            raise DataError(f"{where}: " + "; ".join(problems))
+            raise DataError(velocity_message(where, problems))
 
     def velocity_to_disk(self, velocity: np.ndarray) -> np.ndarray:
         """(..., nz, nx) internal velocity -> the on-disk axis order (a view when possible)."""
@@ -281,6 +281,16 @@ class Survey(BaseModel):
     def to_dict(self) -> dict:
         """Plain-Python representation, as written to YAML beside runs and datasets."""
         return self.model_dump(mode="json")
+
+
+def velocity_message(where: str, problems: list[str]) -> str:
+    """``"<where>: <problem>; <problem>"`` for ``Survey.velocity_problems``. When ``where`` is
+    itself the velocity (the argument ``velocity``), the problems' leading "velocity" is
+    dropped: ``velocity: range 1.5e+05..4.5e+05 m/s outside ...``, not ``velocity: velocity
+    range ...``; a file keeps it (``F: velocity range ...``)."""
+    if where.split()[-1:] == ["velocity"]:
+        problems = [p.removeprefix("velocity ") for p in problems]
+    return f"{where}: " + "; ".join(problems)
 
 
 # ---- presets ---------------------------------------------------------------------------

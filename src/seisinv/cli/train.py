@@ -1,4 +1,4 @@
-"""CLI: ``seisinv train CONFIG [--set key=value ...] [--out RUN_DIR] [--resume]``.
+"""CLI: ``seisinv train CONFIG [--set key=value ...] [--out RUN_DIR] [--resume | --overwrite]``.
 
 Heavy imports (torch, the training loop) happen inside the command so ``seisinv --help`` stays fast.
 """
@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
         ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue the run in --out from its last checkpoint."
+        ),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="--out holds an earlier run: delete what training wrote "
+            "there (checkpoints, config.yaml, metrics.jsonl, tb/, ...) and start again. A folder "
+            "with other files is refused, never deleted.",
         ),
         list_recipes: bool = typer.Option(False, "--list", help="List packaged recipes and exit."),
     ) -> None:
@@ -78,15 +83,9 @@ def register(app: typer.Typer) -> None:
         def echo(line: str) -> None:
             console.print(line, markup=False, highlight=False)
 
-        from contextlib import nullcontext
-
-        from seisinv.outdir import check_out_not_inside_inputs, lock_output
-
-        # One trainer per run folder; torchrun's other ranks write nothing there.
-        check_out_not_inside_inputs(run_dir, [*cfg.data.train, *cfg.data.val])
-        lock = lock_output(run_dir, "seisinv train") if main else nullcontext()
-        with lock:
-            result = train(cfg, run_dir, resume=resume, echo=echo if main else None)
+        # train() locks the run folder and checks it (overlap with the data, other files).
+        result = train(cfg, run_dir, resume=resume, overwrite=overwrite,
+                       echo=echo if main else None)
         if main:
             best = (
                 ""

@@ -18,7 +18,7 @@ from seisinv.physics.grid import (
 )
 from seisinv.physics.wavelet import survey_wavelet
 from seisinv.runtime import resolve_device
-from seisinv.survey import Survey
+from seisinv.survey import Survey, velocity_message
 
 
 def _velocity_tensor(velocity, survey: Survey, device: torch.device,
@@ -50,7 +50,7 @@ def _velocity_tensor(velocity, survey: Survey, device: torch.device,
         low, high = torch.stack(torch.aminmax(v)).tolist()  # one device -> host read
     problems = survey.range_problems(low, high)
     if problems:
-        raise DataError("velocity: " + "; ".join(problems))
+        raise DataError(velocity_message("velocity", problems))
     return v * survey.to_mps, high * survey.to_mps
 
 

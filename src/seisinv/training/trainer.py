@@ -10,6 +10,13 @@ Run directory::
     RUN/checkpoints/best/    state with the best validation ``checkpoint.best_metric``
     RUN/checkpoints/history/stretch-NNN/{best,last}/
                              each stretch's (each ``train`` call's) best and last
+    RUN/folds.csv            the validation fold split, when the run draws one
+
+These names (``TRAIN_WRITES``) are all a run folder may hold besides ``seisinv report``'s
+default ``RUN/report/``: a new run into a folder with anything else is refused, naming it.
+``train`` holds the folder's lock (``seisinv.outdir.lock_output``) while it runs; a run folder
+with checkpoints is continued with ``resume=True`` or deleted and started again with
+``overwrite=True`` (only the names above are deleted).
 
 What a checkpoint holds besides the weights is ``seisinv.training.state``: the loop's counters
 (``TrainState``) and the optimiser, scaler, RNG, survey and pipeline states, assembled by one
@@ -36,15 +43,25 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seisinv.errors import CheckpointError, ConfigError, SeisinvError
+from seisinv.errors import ArgumentError, CheckpointError, ConfigError, SeisinvError
 from seisinv.io import write_text, write_yaml
-from seisinv.runtime import barrier, init_distributed, resolve_device
+from seisinv.outdir import (
+    LOCK_NAME,
+    OutputError,
+    Writes,
+    check_out_not_inside_inputs,
+    clear_output,
+    differences,
+    lock_output,
+)
+from seisinv.runtime import barrier, dist_info, init_distributed, resolve_device
 from seisinv.survey import survey_from_dict
 from seisinv.training import checkpoint as ckpt
 from seisinv.training.config import TrainConfig, config_from_dict
@@ -72,6 +89,14 @@ from seisinv.training.syncs import to_host
 from seisinv.training.tasks import build_task
 
 log = logging.getLogger(__name__)
+
+# What ``train`` writes at the top of a run folder (marker: config.yaml, written before step 1),
+# plus ``seisinv report``'s default folder, which describes the run and is stale without it.
+# ``overwrite=True`` deletes exactly these names; a folder holding anything else is refused.
+TRAIN_WRITES = Writes(
+    "config.yaml",
+    ("config.yaml", "metrics.jsonl", "checkpoints", "tb", "wandb", "folds.csv", "report"),
+)
 
 # Config sections a resumed run may change; anything else must match the checkpoint's config.
 RESUMABLE_CHANGES = (
@@ -163,7 +188,7 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
         new["batch_size"] = old["batch_size"]
     differing = [
         key
-        for key in _differences(old, new)
+        for key in differences(old, new)
         if key.split(".")[0] not in RESUMABLE_CHANGES and key not in ("name", "init_from")
     ]
     if differing:
@@ -175,14 +200,6 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     merged = dict(old)
     merged.update({k: new[k] for k in RESUMABLE_CHANGES})
     return config_from_dict(merged, source="resumed config")
-
-
-def _differences(old, new, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested mappings."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = list(old) + [k for k in new if k not in old]
-        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".")]
 
 
 class _Log:
@@ -493,14 +510,20 @@ def train(
     resume: bool = False,
     stop_after_steps: int | None = None,
     echo: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a model as ``config`` says, writing the run directory ``run_dir``.
+
+    The run folder is locked while the call runs (rank 0 holds the lock under torchrun) and
+    may not overlap the training or validation data.
 
     Args:
         config: the run's configuration.
         run_dir: output directory (created).
         resume: continue from ``run_dir/checkpoints/last`` (the saved config is used; only
             ``RESUMABLE_CHANGES`` sections are taken from ``config``).
+        overwrite: ``run_dir`` holds an earlier run: delete what training wrote there
+            (``TRAIN_WRITES``) and start again. Not with ``resume``.
         stop_after_steps: stop, without saving, after this many optimiser steps of this call
             (simulates a killed job; for tests).
         echo: called with one line per validation (rank 0), e.g. ``console.print``.
@@ -509,8 +532,12 @@ def train(
         A ``TrainResult``.
 
     Raises:
-        ConfigError: bad config, ``run_dir`` already holds a run and ``resume`` is False, or
-            one-sample batches for a BatchNorm model.
+        ConfigError: bad config, ``run_dir`` already holds a run and neither ``resume`` nor
+            ``overwrite`` is given, or one-sample batches for a BatchNorm model.
+        ArgumentError: ``resume`` and ``overwrite`` together.
+        OutputError: ``run_dir`` overlaps the data, holds files training does not write (named;
+            never deleted), or cannot be created; ``LockedError``: another process is
+            training into it.
         CheckpointError: ``resume`` with a missing, corrupted or mismatched checkpoint, or an
             ``init_from`` checkpoint whose weights do not fit the model.
         DataError: unreadable data, or a bad validation sample (checked before the first step).
@@ -519,17 +546,89 @@ def train(
             logging step; the last checkpoint is left as it was).
     """
     run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise ArgumentError(
+            "overwrite: deletes the run and starts again, resume continues it; pass "
+            "overwrite=True or pass resume=True, not both", "overwrite"
+        )
+    check_out_not_inside_inputs(run_dir, [*config.data.train, *config.data.val], "run_dir")
+    # One trainer per run folder; torchrun's other ranks write nothing there.
+    main = dist_info().is_main
+    with lock_output(run_dir, "seisinv train", argument="run_dir") if main else nullcontext():
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, clear=main)
+        return _train(config, run_dir, resume, stop_after_steps, echo)
+
+
+def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
+                    clear: bool = True) -> None:
+    """Check that ``run_dir`` may take this run; for a new run, delete what an earlier one
+    left there (``TRAIN_WRITES``) when it has no checkpoint or ``overwrite`` asks. Call it
+    under the folder's lock.
+
+    A resumed run only adds to its own folder, so other files are left alone there. A new run
+    refuses a folder holding anything training does not write (naming it, deleting nothing),
+    and one with checkpoints unless ``overwrite``. A run stopped before its first checkpoint
+    has nothing to resume: its ``config.yaml`` and log lines are deleted so they do not mix
+    with the new run's.
+
+    Args:
+        clear: delete (rank 0); the other torchrun ranks only check, and skip the checks under
+            ``overwrite`` (rank 0 may be clearing the folder).
+
+    Raises:
+        OutputError: files training does not write are there (named).
+        ConfigError: checkpoints are there and neither ``resume`` nor ``overwrite`` is given.
+    """
+    run_dir = Path(run_dir)
+    if resume or not run_dir.is_dir() or (overwrite and not clear):
+        return
+    present = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(LOCK_NAME))
+    foreign = [name for name in present if name not in TRAIN_WRITES.names]
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        if len(foreign) == len(present):
+            raise OutputError(
+                f"run_dir {run_dir}: not empty and not a run folder (found {listed}); choose "
+                "an empty or new folder", "run_dir"
+            )
+        raise OutputError(
+            f"run_dir {run_dir}: a run folder that also holds files training does not write "
+            f"({listed}); move them away or choose another run folder", "run_dir"
+        )
+    folders = run_dir / "checkpoints"
+    checkpoints = folders.is_dir() and any(
+        not p.name.startswith(".") for p in folders.iterdir()
+    )
+    if checkpoints and not overwrite:
+        raise ConfigError(
+            f"run_dir {run_dir}: already holds a run with checkpoints; pass resume=True to "
+            "continue it, pass overwrite=True to delete it and start again, or choose another "
+            "run folder", "run_dir"
+        )
+    if present and clear:
+        if checkpoints:
+            log.warning("%s: deleting the earlier run (%s), as overwrite asks", run_dir,
+                        ", ".join(present))
+        else:
+            log.info("%s: deleting %s of a run stopped before its first checkpoint", run_dir,
+                     ", ".join(present))
+        clear_output(run_dir, only=TRAIN_WRITES.names)
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    stop_after_steps: int | None,
+    echo: Callable[[str], None] | None,
+) -> TrainResult:
+    """``train`` in its locked, prepared run folder."""
     folders = run_dir / "checkpoints"
     last_dir, best_dir = folders / "last", folders / "best"
     checkpoint = None
     if resume:
         checkpoint = ckpt.read_checkpoint(last_dir)
         config = resumed_config(checkpoint.config, config)
-    elif folders.exists() and any(p for p in folders.iterdir() if not p.name.startswith(".")):
-        raise ConfigError(
-            f"run_dir {run_dir}: already holds a run with checkpoints; pass resume=True to "
-            "continue it or choose another run folder", "run_dir"
-        )
 
     device = resolve_device(config.device)
     info = init_distributed(device)
