@@ -217,3 +217,84 @@ def test_small_files_rewritten_unchanged_keep_the_identity(tmp_path):
     assert dataset_identity(data) == before
     (data / "manifest.csv").write_text("id\nb\n")  # same size, other content
     assert dataset_identity(data)["fingerprint"] != before["fingerprint"]
+
+
+# ---- train's run folder (seisinv.training.trainer.prepare_run_dir, TRAIN_WRITES) -------------
+def _older_run(run: Path) -> Path:
+    """A run folder as any seisinv wrote it, before or after provenance records (train keeps
+    its record in config.yaml and the checkpoints): checkpoints, log, TensorBoard, a report."""
+    (run / "checkpoints" / "last").mkdir(parents=True)
+    (run / "checkpoints" / "last" / "model.safetensors").write_text("old weights")
+    (run / "tb").mkdir()
+    (run / "tb" / "events.out.tfevents.1").write_text("old")
+    (run / "report").mkdir()
+    (run / "config.yaml").write_text("steps: 5\n")
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 5}\n')
+    return run
+
+
+def test_train_overwrite_clears_exactly_what_training_writes(tmp_path):
+    from seisinv.errors import ConfigError
+    from seisinv.training.trainer import TRAIN_WRITES, prepare_run_dir
+
+    run = _older_run(tmp_path / "run")
+    with pytest.raises(ConfigError, match="already holds a run with checkpoints; pass "
+                       "resume=True to continue it, pass overwrite=True to delete it"):
+        prepare_run_dir(run, resume=False, overwrite=False)
+    prepare_run_dir(run, resume=True, overwrite=False)  # resuming deletes nothing
+    assert (run / "checkpoints" / "last" / "model.safetensors").exists()
+    # A torchrun rank other than 0 neither checks nor clears under overwrite.
+    prepare_run_dir(run, resume=False, overwrite=True, clear=False)
+    assert (run / "metrics.jsonl").exists()
+    (run / LOCK_NAME).write_text("{}")  # the lock is kept
+    prepare_run_dir(run, resume=False, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]
+    assert set(TRAIN_WRITES.names) >= {"checkpoints", "config.yaml", "metrics.jsonl", "tb"}
+
+
+def test_train_run_folder_with_other_files_is_refused_and_left_untouched(tmp_path):
+    from seisinv.training.trainer import prepare_run_dir
+
+    run = _older_run(tmp_path / "run")
+    (run / "notes.txt").write_text("mine")
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    with pytest.raises(OutputError, match=r"run_dir .*run: a run folder that also holds files "
+                       r"training does not write \(notes\.txt\); move them away"):
+        prepare_run_dir(run, resume=False, overwrite=True)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_text("x")
+    with pytest.raises(OutputError, match=r"not empty and not a run folder \(found a\.jpg\)"):
+        prepare_run_dir(photos, resume=False, overwrite=False)
+    assert (photos / "a.jpg").exists()
+
+
+def test_a_new_run_replaces_one_stopped_before_its_first_checkpoint(tmp_path):
+    """Nothing to resume there: its config.yaml and log lines go, so they never mix with the
+    new run's."""
+    from seisinv.training.trainer import prepare_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("steps: 5\n")
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 3}\n')
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / ".last.x.tmp").mkdir()  # a first save killed mid-write
+    prepare_run_dir(run, resume=False, overwrite=False)
+    assert list(run.iterdir()) == []
+
+
+def test_train_holds_the_run_folder_lock(tmp_path):
+    from seisinv.training.config import load_config
+    from seisinv.training.trainer import train
+
+    run = tmp_path / "run"
+    proc = _start_holder(run)
+    try:
+        with pytest.raises(LockedError, match=rf"run_dir .*run: in use by PID {proc.pid}"):
+            train(load_config("tiny-openfwi", []), run)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]  # the holder's, nothing else

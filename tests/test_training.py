@@ -664,3 +664,99 @@ def test_disk_full_while_training_is_one_line_and_the_run_resumes(dataset, tmp_p
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
     resumed = train(config, run_dir, resume=True)
     assert resumed.step == resumed.total_steps == 4
+
+
+# ---- run folder: overwrite, resume with another config, older folders --------------------------
+SHORT_RUN = ("data.limit=4", "data.val_limit=2", "batch_size=2")
+
+
+def test_overwrite_starts_again_deleting_only_what_training_writes(dataset, tmp_path):
+    from seisinv.outdir import OutputError
+    from seisinv.training.trainer import TRAIN_WRITES, train
+
+    run = tmp_path / "run"
+    # Validation from a fold of data.train (folds.csv) and TensorBoard: every file a run writes.
+    first = train(tiny_config(dataset, *SHORT_RUN, "data.val=[]", "steps=2",
+                              "logging.tensorboard=true"), run)
+    assert first.step == 2
+    written = {p.name for p in run.iterdir()}
+    assert {"checkpoints", "config.yaml", "metrics.jsonl", "tb", "folds.csv"} <= written
+    assert written <= set(TRAIN_WRITES.names), written - set(TRAIN_WRITES.names)
+    (run / "report").mkdir()  # seisinv report's default folder describes the old run
+    (run / "report" / "index.html").write_text("old run")
+
+    again = tiny_config(dataset, *SHORT_RUN, "steps=1")
+    with pytest.raises(ConfigError, match="pass overwrite=True to delete it and start again"):
+        train(again, run)
+    result = train(again, run, overwrite=True)
+    assert result.step == result.total_steps == 1
+    assert [e["step"] for e in _train_entries(run) if e["kind"] == "train"] == [1]
+    assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 1
+    assert not (run / "report").exists() and not (run / "tb").exists()
+    assert not (run / "folds.csv").exists()  # this run validates on data.val
+    counters = ckpt.read_checkpoint(run / "checkpoints" / "last").state["counters"]
+    assert counters["step"] == 1
+
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"files training does not write \(notes\.txt\)"):
+        train(again, run, overwrite=True)
+    assert (run / "notes.txt").exists() and (run / "checkpoints" / "last").is_dir()
+
+
+def _cli_lines(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run ``seisinv ARGS`` as the console script does: (exit status, stderr)."""
+    import seisinv.cli.main as cli_main
+
+    monkeypatch.setattr(sys, "argv", ["seisinv", *args])
+    code = 0
+    try:
+        cli_main.main()
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err.strip()
+
+
+def test_cli_refuses_resume_with_overwrite_in_one_line(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, err = _cli_lines(monkeypatch, capsys, "train", "tiny-openfwi", "--out", str(run),
+                           "--resume", "--overwrite")
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err == ("error: --overwrite: deletes the run and starts again, resume continues it; "
+                   "pass --overwrite or pass --resume, not both")
+    assert not run.exists()
+
+
+def test_cli_resume_with_another_config_names_the_differing_keys(resumed_runs, monkeypatch,
+                                                                 capsys):
+    _, resumed = resumed_runs
+    before = (resumed.run_dir / "metrics.jsonl").read_text()
+    code, err = _cli_lines(monkeypatch, capsys, "train", "--resume", "--out",
+                           str(resumed.run_dir), "--set", "model.options.decoder_channels=8",
+                           "--set", "optimizer.lr=0.5", "--set", "epochs=9")
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: --resume: the config differs from the run's saved config in "
+                          "model.options.decoder_channels, optimizer.lr; only epochs"), err
+    assert (resumed.run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_cli_overwrite_starts_again_in_an_older_run_folder(dataset, tmp_path, monkeypatch,
+                                                          capsys):
+    """A run folder written by an older seisinv (no lock, no record beyond config.yaml and the
+    checkpoints) is recognised by TRAIN_WRITES: refused, then cleared by --overwrite."""
+    from seisinv.io import write_yaml
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "last").mkdir(parents=True)
+    (run / "checkpoints" / "last" / "model.safetensors").write_text("old weights")
+    (run / "config.yaml").write_text("steps: 7\n")
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 7}\n')
+    write_yaml(tmp_path / "config.yaml", tiny_config(dataset, *SHORT_RUN, "steps=1").to_dict())
+    args = ("train", str(tmp_path / "config.yaml"), "--out", str(run))
+    code, err = _cli_lines(monkeypatch, capsys, *args)
+    assert code == 1 and err.startswith(f"error: --out {run}: already holds a run with "
+                                        "checkpoints; pass --resume to continue it, pass "
+                                        "--overwrite to delete it and start again"), err
+    code, err = _cli_lines(monkeypatch, capsys, *args, "--overwrite")
+    assert code == 0, err
+    assert [(e["kind"], e["step"]) for e in _train_entries(run)] == [("train", 1), ("val", 1)]
+    assert ckpt.read_checkpoint(run / "checkpoints" / "last").state["counters"]["step"] == 1
