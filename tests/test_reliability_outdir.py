@@ -243,8 +243,9 @@ def test_train_overwrite_clears_exactly_what_training_writes(tmp_path):
         prepare_run_dir(run, resume=False, overwrite=False)
     prepare_run_dir(run, resume=True, overwrite=False)  # resuming deletes nothing
     assert (run / "checkpoints" / "last" / "model.safetensors").exists()
-    # A torchrun rank other than 0 neither checks nor clears under overwrite.
-    prepare_run_dir(run, resume=False, overwrite=True, clear=False)
+    # A torchrun rank other than 0 neither checks nor clears: rank 0 does.
+    prepare_run_dir(run, resume=False, overwrite=False, is_main=False)
+    prepare_run_dir(run, resume=False, overwrite=True, is_main=False)
     assert (run / "metrics.jsonl").exists()
     (run / LOCK_NAME).write_text("{}")  # the lock is kept
     prepare_run_dir(run, resume=False, overwrite=True)

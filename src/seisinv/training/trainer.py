@@ -555,12 +555,12 @@ def train(
     # One trainer per run folder; torchrun's other ranks write nothing there.
     main = dist_info().is_main
     with lock_output(run_dir, "seisinv train", argument="run_dir") if main else nullcontext():
-        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, clear=main)
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=main)
         return _train(config, run_dir, resume, stop_after_steps, echo)
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
-                    clear: bool = True) -> None:
+                    is_main: bool = True) -> None:
     """Check that ``run_dir`` may take this run; for a new run, delete what an earlier one
     left there (``TRAIN_WRITES``) when it has no checkpoint or ``overwrite`` asks. Call it
     under the folder's lock.
@@ -572,15 +572,15 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
     with the new run's.
 
     Args:
-        clear: delete (rank 0); the other torchrun ranks only check, and skip the checks under
-            ``overwrite`` (rank 0 may be clearing the folder).
+        is_main: rank 0 (or a single process). Other torchrun ranks do nothing: rank 0 checks
+            and may be clearing the folder meanwhile; if it refuses, torchrun stops them all.
 
     Raises:
         OutputError: files training does not write are there (named).
         ConfigError: checkpoints are there and neither ``resume`` nor ``overwrite`` is given.
     """
     run_dir = Path(run_dir)
-    if resume or not run_dir.is_dir() or (overwrite and not clear):
+    if resume or not is_main or not run_dir.is_dir():
         return
     present = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(LOCK_NAME))
     foreign = [name for name in present if name not in TRAIN_WRITES.names]
@@ -605,7 +605,7 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
             "continue it, pass overwrite=True to delete it and start again, or choose another "
             "run folder", "run_dir"
         )
-    if present and clear:
+    if present:
         if checkpoints:
             log.warning("%s: deleting the earlier run (%s), as overwrite asks", run_dir,
                         ", ".join(present))
