@@ -282,6 +282,7 @@ def test_a_new_run_replaces_one_stopped_before_its_first_checkpoint(tmp_path):
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 3}\n')
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / ".last.x.tmp").mkdir()  # a first save killed mid-write
+    (run / ".metrics.jsonl.k3j2.tmp").write_text("")  # an atomic write killed mid-write
     prepare_run_dir(run, resume=False, overwrite=False)
     assert list(run.iterdir()) == []
 

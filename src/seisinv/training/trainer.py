@@ -583,7 +583,10 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
     if resume or not is_main or not run_dir.is_dir():
         return
     present = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(LOCK_NAME))
-    foreign = [name for name in present if name not in TRAIN_WRITES.names]
+    # Atomic writes of a killed run leave ``.config.yaml.<random>.tmp`` (seisinv.io): its own.
+    ours = [name for name in present if name in TRAIN_WRITES.names or (
+        name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in TRAIN_WRITES.names))]
+    foreign = [name for name in present if name not in ours]
     if foreign:
         listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         if len(foreign) == len(present):
@@ -612,7 +615,7 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
         else:
             log.info("%s: deleting %s of a run stopped before its first checkpoint", run_dir,
                      ", ".join(present))
-        clear_output(run_dir, only=TRAIN_WRITES.names)
+        clear_output(run_dir, only=ours)
 
 
 def _train(
