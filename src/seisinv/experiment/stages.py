@@ -124,7 +124,7 @@ def train(ctx) -> None:
         ctx.echo(f"train {number}/{len(ctx.spec.runs)} {run.name}"
                  f"{' (resuming)' if resume else ''}: {config.model.name}, seed {config.seed}, "
                  f"validation fold {config.folds.val_fold}")
-        if not config.model.options.get("pretrained"):
+        if run.recipe is None and not config.model.options.get("pretrained"):
             ctx.echo(f"  {run.name}: backbone weights randomly initialised (model.options."
                      "pretrained is false)")
 
@@ -154,24 +154,62 @@ def predict(ctx) -> None:
 
 
 def _predict_runs(ctx, stage: str, source, folder, what: str, record) -> None:
-    """Predict ``source`` with every run not yet done in ``stage`` (the experiment's TTA and
-    checkpoint) into ``folder/<run>``; ``record(loaded_run)`` is kept in the stage's state."""
+    """Predict ``source`` with every member run not yet done in ``stage`` (the experiment's TTA
+    and checkpoint, or blend of checkpoints) into ``folder/<run>``; ``record(loaded_run)`` (of the
+    first checkpoint) is kept in the stage's state."""
     from seisinv.inference.predict import open_prediction_store
     from seisinv.inference.predict import predict as predict_source
     from seisinv.training.run import load_run
 
     settings = ctx.spec.predict
-    for number, run in enumerate(ctx.spec.runs, start=1):
+    members = ctx.spec.members
+    for number, run in enumerate(members, start=1):
         if ctx.state.run_done(stage, run.name):
             continue
         ctx.call_hook("before_run", stage, run.name)
-        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
-                          checkpoint=settings.checkpoint)
-        store = open_prediction_store(folder / run.name, loaded, settings.tta)
-        ctx.echo(f"{stage} {number}/{len(ctx.spec.runs)} {run.name}: {what}")
-        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
-                       progress=ctx.progress)
-        ctx.state.finish_run(stage, run.name, record(loaded))
+        checkpoints = run_checkpoints(ctx.out / "runs" / run.name, settings)
+        ctx.echo(f"{stage} {number}/{len(members)} {run.name}: {what}"
+                 + (f", blend of {len(checkpoints)} checkpoints" if len(checkpoints) > 1 else ""))
+        tta = settings.tta if run.tta is None else run.tta
+        first = None
+        for label, checkpoint, _ in checkpoints:
+            loaded = load_run(checkpoint, device=ctx.device, checkpoint=label.split("-")[0])
+            if first is None or label.startswith("best"):  # the summary shows best's score
+                first = loaded
+            target = folder / (run.name if len(checkpoints) == 1 else f"{run.name}@{label}")
+            store = open_prediction_store(target, loaded, tta)
+            predict_source(loaded, source, store, tta=tta, batch=settings.batch,
+                           progress=ctx.progress)
+        if len(checkpoints) > 1:
+            from seisinv.inference.ensemble_job import run_ensemble
+
+            run_ensemble([folder / f"{run.name}@{label}" for label, _, _ in checkpoints],
+                         folder / run.name, method="weighted",
+                         weights=[w for _, _, w in checkpoints], progress=ctx.progress)
+        ctx.state.finish_run(stage, run.name, record(first))
+
+
+def run_checkpoints(run_dir: Path, settings) -> list[tuple[str, Path, float]]:
+    """``(label, checkpoint or run directory, weight)`` of each checkpoint a run predicts with.
+
+    One checkpoint (``predict.checkpoint: best|last``): ``[(kind, run_dir, 1.0)]``. A blend
+    ``{kind: weight}``: per kind, the newest ``predict.history`` stretches' checkpoints of that
+    kind (labels ``<kind>-stretch-NNN``, the kind's weight shared equally), or the run's own
+    ``best`` / ``last`` when ``history`` is 0 or no stretch kept one.
+    """
+    blend = settings.checkpoint
+    if not isinstance(blend, dict):
+        return [(blend, run_dir, 1.0)]
+    found = []
+    for kind, weight in blend.items():
+        if weight == 0:
+            continue
+        stretches = sorted((run_dir / "checkpoints" / "history").glob(f"stretch-*/{kind}"))
+        chosen = [(f"{kind}-{path.parent.name}", path)
+                  for path in stretches[-settings.history:]] if settings.history else []
+        chosen = chosen or [(kind, run_dir)]
+        found += [(label, path, weight / len(chosen)) for label, path in chosen]
+    return found
 
 
 def _weights(ctx, names: list[str]) -> list[float] | None:
@@ -179,13 +217,15 @@ def _weights(ctx, names: list[str]) -> list[float] | None:
     if weights is None:
         return None
     if isinstance(weights, dict):
-        unknown = sorted(set(weights) - {run.name for run in ctx.spec.runs})
+        unknown = sorted(set(weights) - {run.name for run in ctx.spec.members})
         if unknown:
             raise ConfigError(f"ensemble.weights: unknown runs {unknown}")
         return [float(weights.get(name, 0.0)) for name in names]
-    if len(weights) != len(ctx.spec.runs):
-        raise ConfigError(f"ensemble.weights: {len(weights)} weights for {len(ctx.spec.runs)} runs")
-    by_name = {run.name: w for run, w in zip(ctx.spec.runs, weights, strict=True)}
+    members = ctx.spec.members
+    if len(weights) != len(members):
+        raise ConfigError(f"ensemble.weights: {len(weights)} weights for {len(members)} member "
+                          "runs")
+    by_name = {run.name: w for run, w in zip(members, weights, strict=True)}
     return [float(by_name[name]) for name in names]
 
 
@@ -208,22 +248,45 @@ def _combine(members: list[str], out: Path, method: str, weights, ctx,
     ensemble_stores(stores, target, plan, progress=ctx.progress)
 
 
-def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble") -> None:
-    """Combine the run stores under ``base`` (``base/<run>``) into ``out`` as the experiment's
-    ``ensemble`` section says (per family first when asked)."""
+def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble", truth=None,
+                 plan: Path | None = None, classifier=None) -> None:
+    """Combine the member run stores under ``base`` (``base/<run>``) into ``out`` as the
+    experiment's ``ensemble`` section says: fixed weights (per run family first when asked), or
+    weights fitted on ``truth`` (validation) / reapplied from ``plan`` (test) by
+    ``seisinv.inference.ensemble_job.run_ensemble``, per velocity family with ``classifier``."""
     from seisinv.inference import ensemble as ensembles
 
     settings = ctx.spec.ensemble
     for method in (settings.method, settings.family_method):
         if method not in ensembles.METHODS:
             raise ConfigError(f"ensemble method {method!r}; known: {', '.join(ensembles.METHODS)}")
-    names = [run.name for run in ctx.spec.runs]
+    names = [run.name for run in ctx.spec.members]
+    if settings.fitted:
+        from seisinv.inference.ensemble_job import run_ensemble
+
+        how = "fitted on validation" if truth is not None else f"weights of {plan}"
+        ctx.echo(f"{label}: {settings.method} of {len(names)} runs ({how}"
+                 f"{', per family' if settings.weights_per_family else ''})")
+        result = run_ensemble([base / name for name in names], out, method=settings.method,
+                              truth=truth, plan=plan, metric=settings.metric,
+                              per_family=settings.weights_per_family, classifier=classifier,
+                              fit_options=settings.fit_options or None, progress=ctx.progress)
+        for family, weights in result.plan.weights.items():
+            ctx.echo(f"  weights {family}: " + ", ".join(
+                f"{name} {w:.3f}" for name, w in zip(names, weights, strict=True)))
+        if result.predicted_families:
+            counts: dict[str, int] = {}
+            for family in result.predicted_families.values():
+                counts[family] = counts.get(family, 0) + 1
+            ctx.echo("  classifier families: " + ", ".join(f"{f} {n}"
+                                                           for f, n in sorted(counts.items())))
+        return
     if not settings.per_family:
         ctx.echo(f"{label}: {settings.method} of {len(names)} runs")
         _combine(names, out, settings.method, _weights(ctx, names), ctx, base)
         return
     families: dict[str, list[str]] = {}
-    for run in ctx.spec.runs:
+    for run in ctx.spec.members:
         families.setdefault(run.family or run.name, []).append(run.name)
     for family, members in families.items():
         ctx.echo(f"{label}: {settings.method} of family {family} ({len(members)} runs)")
@@ -236,13 +299,30 @@ def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble") -> None:
 
 @STAGES.register("ensemble")
 def ensemble(ctx) -> None:
-    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked)."""
-    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble")
+    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked);
+    fitted weights come from the validation ensemble's ``ensemble.json``, test samples' families
+    from the ``ensemble.classifier`` run."""
+    from seisinv.inference.ensemble_job import PLAN_FILE
+
+    settings = ctx.spec.ensemble
+    plan = classifier = None
+    if settings.fitted:
+        plan = ctx.out / "validation" / "ensemble" / PLAN_FILE
+        if not plan.is_file():
+            raise ConfigError(f"ensemble: {settings.method} weights are fitted by the 'validate' "
+                              f"stage, but {plan} is missing (did the validation fold hold "
+                              "samples?)")
+    if settings.classifier is not None:
+        from seisinv.training.run import load_run
+
+        classifier = load_run(ctx.out / "runs" / settings.classifier, device=ctx.device).model
+    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble", plan=plan,
+                 classifier=classifier)
 
 
 def shared_validation_fold(spec) -> int | None:
     """The validation fold every run holds out, or None when the runs' folds differ."""
-    folds = {run.val_fold for run in spec.runs}
+    folds = {run.val_fold for run in spec.members}
     return folds.pop() if len(folds) == 1 else None
 
 
@@ -269,8 +349,13 @@ def validate(ctx) -> None:
     _predict_runs(ctx, "validate", source, ctx.out / "validation",
                   f"fold {fold}, {len(source)} samples",
                   lambda loaded: {"fold": fold, "n": len(source)})
+    truth = None
+    if ctx.spec.ensemble.fitted:  # the weights are fitted here (in-sample score) for the test
+        from seisinv.evaluation.truth import load_truth
+
+        truth = load_truth(source)
     combine_runs(ctx, ctx.out / "validation", ctx.out / "validation" / "ensemble",
-                 label="validation ensemble")
+                 label="validation ensemble", truth=truth)
 
 
 @STAGES.register("pseudo_label")

@@ -222,7 +222,7 @@ def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 @LOSSES.register("physics")
-def physics(ctx: LossContext, device: str = "auto") -> LossFn:
+def physics(ctx: LossContext, device: str = "auto", shots: list[int] | None = None) -> LossFn:
     """Data misfit: forward-model pred with ``seisinv.physics.simulate``, compare with the input.
 
     The predicted map is simulated in the raw survey domain (``(batch, shots, nt, receivers)``)
@@ -232,15 +232,38 @@ def physics(ctx: LossContext, device: str = "auto") -> LossFn:
     ``sum((sim - gathers)^2) / sum(gathers^2)`` (``seisinv.physics.misfit.residual_energy_ratio``,
     the misfit FWI and qc use), 0 for a perfect prediction of noise-free data. Costs one wave
     simulation per sample and step: small surveys only.
+
+    Args:
+        device: where the simulation runs ("auto", "cpu", "cuda").
+        shots: simulate and compare only these shots (indices into the survey's shot list),
+            e.g. ``[2]`` for the middle of five OpenFWI shots: the cost
+            falls with the shot count (tiny test recipes). None: every shot. Needs a pipeline
+            that keeps the shots axis (not ``shots_side_by_side``).
+
+    Raises:
+        ConfigError: bad ``shots``, or ``shots`` with a pipeline that merges the shots.
     """
     transform = differentiable_pipeline(ctx.pipeline)
+    if shots is not None:
+        shots = [int(k) for k in shots]
+        n_shots = ctx.survey.n_shots
+        if not shots or len(set(shots)) != len(shots) or not all(0 <= k < n_shots
+                                                                 for k in shots):
+            raise ConfigError(f"loss physics: shots {shots} must be distinct indices below the "
+                              f"survey's {n_shots} shots")
+        merged = [step.name for step in getattr(ctx.pipeline, "steps", [])
+                  if step.name == "shots_side_by_side"]
+        if merged:
+            raise ConfigError("loss physics: shots needs a pipeline that keeps the shots axis; "
+                              "this one has shots_side_by_side")
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
         from seisinv.physics import simulate
         from seisinv.physics.misfit import residual_energy_ratio
 
-        simulated = transform(simulate(pred.float(), ctx.survey, device=device).to(gathers.device))
-        return residual_energy_ratio(simulated, gathers.float())
+        simulated = simulate(pred.float(), ctx.survey, device=device, shots=shots)
+        observed = gathers.float() if shots is None else gathers.float()[:, shots]
+        return residual_energy_ratio(transform(simulated.to(gathers.device)), observed)
 
     return fn
 
