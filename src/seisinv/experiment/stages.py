@@ -124,7 +124,9 @@ def train(ctx) -> None:
         ctx.echo(f"train {number}/{len(ctx.spec.runs)} {run.name}"
                  f"{' (resuming)' if resume else ''}: {config.model.name}, seed {config.seed}, "
                  f"validation fold {config.folds.val_fold}")
-        if run.recipe is None and not config.model.options.get("pretrained"):
+        if run.init_from is not None:
+            ctx.echo(f"  {run.name}: weights from run {run.init_from} (new optimiser state)")
+        elif run.recipe is None and not config.model.options.get("pretrained"):
             ctx.echo(f"  {run.name}: backbone weights randomly initialised (model.options."
                      "pretrained is false)")
 
