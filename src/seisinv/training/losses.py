@@ -273,13 +273,15 @@ def diffusion(ctx: LossContext) -> LossFn:
     """The model's own denoising loss: ``model.training_loss(gathers, target)`` per sample.
 
     For generative models such as ``diffusion_vel`` (DDPM objective: mean squared error of the
-    predicted clean map, normalised to [-1, 1]); ``pred`` is not used. Single-process training
-    only: under multi-process DDP the model is called outside its DDP wrapper, so the term
-    refuses to build there.
+    predicted clean map, normalised to [-1, 1]). In training the loop computes it through the
+    model's forward, ``model(gathers, target)`` (``MODEL_LOSS_TERMS``; a DDP-wrapped model is
+    called through its wrapper, so the gradients are all-reduced as for any model) and passes
+    it here as ``pred`` ``(batch,)``; given a velocity map ``pred`` (validation, direct calls)
+    the term calls ``model.training_loss`` itself. It must be the loss's only term.
 
     Raises:
-        ConfigError: a model without ``training_loss`` or DDP (at build); no model in the
-            context (when called: a context without a model only validates recipes).
+        ConfigError: a model without ``training_loss`` (at build); no model in the context
+            (when called with a map: a context without a model only validates recipes).
     """
     model = ctx.model
     if model is not None and not callable(getattr(model, "training_loss", None)):
@@ -287,11 +289,10 @@ def diffusion(ctx: LossContext) -> LossFn:
         raise ConfigError(
             f"loss diffusion needs a model with training_loss (e.g. diffusion_vel); got {name!r}"
         )
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() > 1:
-            raise ConfigError("loss diffusion supports single-process training only (no DDP)")
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
+        if pred.ndim == 1:  # the model's forward already computed its loss (training)
+            return pred
         if model is None:  # a context built only to validate a recipe has no model
             raise ConfigError(
                 "loss diffusion needs the model: build the loss with LossContext(model=...)"
@@ -299,6 +300,11 @@ def diffusion(ctx: LossContext) -> LossFn:
         return model.training_loss(gathers, target)
 
     return fn
+
+
+# Terms whose value the model's forward computes: the training loop calls ``model(gathers,
+# target)`` (per-sample loss) instead of ``model(gathers)`` when the loss holds one.
+MODEL_LOSS_TERMS = frozenset({"diffusion"})
 
 
 class Loss:
@@ -312,6 +318,13 @@ class Loss:
     def __init__(self, config: LossConfig, ctx: LossContext) -> None:
         self.config = config
         self.terms: list[tuple[str, float, LossFn]] = []
+        names = [term.name for term in config.terms]
+        model_terms = sorted(MODEL_LOSS_TERMS.intersection(names))
+        if model_terms and len(names) > 1:
+            raise ConfigError(f"loss {model_terms[0]!r} is computed by the model's forward and "
+                              f"must be the only term; got {names}")
+        # The training loop calls ``model(gathers, target)`` for such a loss.
+        self.model_loss = bool(model_terms)
         for term in config.terms:
             builder = LOSSES.get(term.name)
             try:
