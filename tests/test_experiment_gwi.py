@@ -55,6 +55,33 @@ def test_gwi_experiments_are_packaged_and_resolve():
             assert load_experiment(name, size).submission == "kaggle-gwi"
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"runs": [{"name": "a", "init_from": "b"}, {"name": "b"}]}, "runs.*init_from 'b'"),
+    ({"runs": [{"name": "a"}, {"name": "b", "init_from": "a:worst"}]}, "RUN\\[:best\\|last\\]"),
+    ({"runs": [{"name": "a", "member": False}]}, "at least one run must be a member"),
+    ({"ensemble": {"method": "hill_climb", "classifier": "noflip",
+                   "weights_per_family": True}}, "classifier 'noflip': name a run with member"),
+    ({"ensemble": {"method": "mean", "weights_per_family": True}}, "fitted on validation"),
+    ({"runs": [{"name": "a", "val_fold": 0}, {"name": "b", "val_fold": 1}],
+      "ensemble": {"method": "hill_climb"}}, "same val_fold"),
+    ({"ensemble": {"method": "hill_climb"}, "stages": ["folds", "train", "predict", "ensemble",
+                                                      "submission"]}, "'validate' stage"),
+    ({"predict": {"checkpoint": {"last": -1.0, "best": 0.4}}}, "non-negative"),
+    ({"predict": {"checkpoint": "best", "history": 2}}, "history needs a checkpoint blend"),
+])
+def test_gwi_experiment_settings_are_checked_at_the_door(change, message):
+    from seisinv.errors import ConfigError
+    from seisinv.experiment import read_experiment, resolve_experiment
+    from seisinv.experiment.spec import deep_merge
+
+    data = read_experiment("gwi-4th-place")
+    data.pop("sizes")
+    data = deep_merge(data, {"ensemble": {"classifier": None, "weights_per_family": False}})
+    data = deep_merge(data, change)
+    with pytest.raises(ConfigError, match=message):
+        resolve_experiment(data)
+
+
 @pytest.fixture(scope="module")
 def finished(kaggle_tree, tmp_path_factory):
     """``finished(name)``: the packaged experiment run once at ``--size tiny`` on the Kaggle tree

@@ -12,9 +12,11 @@ Layout of ``OUT``::
     generated/                 synthetic training data (generate)
     folds.csv                  id,fold of the training pool (folds)
     runs/<run>/                one training run directory per model (train)
-    predictions/<run>/         its test-set prediction store (predict)
+    predictions/<run>/         its test-set prediction store (predict); with a checkpoint blend
+                               the weighted mean of predictions/<run>@<checkpoint>/
     validation/<run>/          its predictions of the shared validation fold (validate)
-    validation/ensemble/       their ensemble, scored in the final table (validate)
+    validation/ensemble/       their ensemble, scored in the final table (validate); fitted
+                               ensemble weights in its ensemble.json
     ensemble/                  the combined prediction store (ensemble)
     fwi/                       FWI-refined maps (fwi, optional)
     submission.npz | .csv      the challenge file (submission)
