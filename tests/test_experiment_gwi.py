@@ -208,6 +208,9 @@ def test_gwi_vit_generates_transform_maps_and_raises_the_image_size_in_stages(fi
     assert second["init_from"] == f"{out / 'runs' / 'size28'}:last"
     assert [run.name for run in spec.members] == ["size35"]
     assert (out / "predictions" / "size35").is_dir() and not (out / "predictions" / "size28").exists()
+    # The pseudo-label round validated its new runs; the earlier validation moved aside.
+    assert (out / "validation" / "size35" / "manifest.json").is_file()
+    assert (out / "pseudo" / "before-round-1" / "validation" / "size35").is_dir()
 
 
 @pytest.mark.slow
