@@ -16,9 +16,9 @@ from seisinv.errors import ConfigError
 
 
 def predict_runs(ctx, stage: str, source, folder, what: str, record) -> None:
-    """Predict ``source`` with every member run not yet done in ``stage`` (the experiment's TTA
-    and checkpoint, or blend of checkpoints) into ``folder/<run>``; ``record(loaded_run)`` (of the
-    first checkpoint) is kept in the stage's state."""
+    """Predict ``source`` with every member run not yet done in ``stage`` (its TTA, the
+    experiment's checkpoint or blend of checkpoints) into ``folder/<run>``; ``record(loaded_run)``
+    (of the best checkpoint when the blend holds one) is kept in the stage's state."""
     from seisinv.inference.predict import open_prediction_store
     from seisinv.inference.predict import predict as predict_source
     from seisinv.training.run import load_run
