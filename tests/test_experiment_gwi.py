@@ -243,3 +243,23 @@ def read_kaggle_gwi_ids(path):
     from seisinv.inference.submission import read_kaggle_gwi
 
     return list(read_kaggle_gwi(path))
+
+
+def test_checkpoint_blend_takes_the_newest_stretches_of_each_kind(tmp_path):
+    """``predict.history`` picks each kind's newest stretches that kept one, sharing the kind's
+    weight equally; without history the run's own best / last."""
+    from seisinv.experiment.members import run_checkpoints
+    from seisinv.experiment.spec import PredictStage
+
+    history = tmp_path / "checkpoints" / "history"
+    for stretch, kinds in (("000", ("best", "last")), ("001", ("last",)), ("002", ("best", "last"))):
+        for kind in kinds:
+            (history / f"stretch-{stretch}" / kind).mkdir(parents=True)
+    blend = {"last": 0.6, "best": 0.4}
+    found = run_checkpoints(tmp_path, PredictStage(checkpoint=blend, history=2))
+    assert [(label, path.relative_to(history).as_posix(), round(w, 6)) for label, path, w in found] == [
+        ("last-stretch-001", "stretch-001/last", 0.3), ("last-stretch-002", "stretch-002/last", 0.3),
+        ("best-stretch-000", "stretch-000/best", 0.2), ("best-stretch-002", "stretch-002/best", 0.2)]
+    assert run_checkpoints(tmp_path, PredictStage(checkpoint=blend)) == [
+        ("last", tmp_path, 0.6), ("best", tmp_path, 0.4)]
+    assert run_checkpoints(tmp_path, PredictStage(checkpoint="last")) == [("last", tmp_path, 1.0)]
