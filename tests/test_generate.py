@@ -534,3 +534,20 @@ def test_changed_mix_from_maps_are_refused_on_rerun(tmp_path, small):
     os.utime(tmp_path / "pool.npy", ns=(1, 1))  # a different modification time
     with pytest.raises(SeisinvError, match="mix_from_files"):
         run_generate(spec, tmp_path / "o", device="cpu", progress=False)
+
+
+def test_velocity_maps_read_a_kaggle_tree_with_repeated_file_names(tmp_path):
+    """A Kaggle GWI training tree (family folders, ``model/modelN.npy`` and ``velN.npy``): every
+    map is read once, ids carry the family folder so repeated file names stay distinct."""
+    from seisinv.survey import OPENFWI
+
+    for family, name in (("FlatVel_A", "model/model1.npy"), ("CurveVel_A", "model/model1.npy"),
+                         ("FlatFault_A", "vel2_1_0.npy")):
+        path = tmp_path / family / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.full((2, 1, 70, 70), 3000.0, np.float32))
+        (tmp_path / family / "data").mkdir(exist_ok=True)
+    maps = VelocityMaps(tmp_path, OPENFWI)
+    assert maps.ids == ["CurveVel_A-model1_0", "CurveVel_A-model1_1", "FlatFault_A-vel2_1_0_0",
+                        "FlatFault_A-vel2_1_0_1", "FlatVel_A-model1_0", "FlatVel_A-model1_1"]
+    assert maps[0].shape == (70, 70)

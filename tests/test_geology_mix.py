@@ -174,3 +174,25 @@ def test_generate_job_draws_plain_mixes_from_the_spec(tiny_survey):
         w = (mixed[k] - pool[1][k]) / diff[k]
         assert 0.3 - 1e-4 <= w <= 0.7 + 1e-4 or 0.3 - 1e-4 <= 1 - w <= 0.7 + 1e-4
         np.testing.assert_allclose(mixed, w * pool[0] + (1 - w) * pool[1], atol=1e-2)
+
+
+def test_generate_job_passes_the_transform_options_and_records_them(tiny_survey):
+    """``transform_*`` fields reach the warp (no crop, no rotation, no shear, no flip: the pool
+    map itself) and are recorded in the identity only when not the defaults."""
+    from seisinv.generation import GenerateSpec
+    from seisinv.generation.job import _chunk_velocities
+
+    pool = pool_of(tiny_survey, 1)
+    plain = GenerateSpec(survey=tiny_survey, families=("transform",), n=2, mix_from="x.npy")
+    assert "transform" not in plain.identity()
+    spec = GenerateSpec(survey=tiny_survey, families=("transform",), n=2, mix_from="x.npy",
+                        transform_crop=(1.0, 1.0), transform_rotation_deg=0.0,
+                        transform_shear=0.0, transform_flip=0.0)
+    assert spec.identity()["transform"] == {"crop": [1.0, 1.0], "rotation_deg": 0.0,
+                                            "shear": 0.0, "flip": 0.0}
+    maps, families, _ = _chunk_velocities(spec, [0, 1], pool)
+    assert families == ["transform"] * 2
+    for warped in maps:
+        np.testing.assert_allclose(warped, pool[0], atol=1e-3)
+    with pytest.raises(SeisinvError, match="crop"):
+        GenerateSpec(survey=tiny_survey, families=("transform",), n=2, transform_crop=(0, 1))

@@ -330,3 +330,73 @@ def test_pretrained_auto_falls_back_to_random_init_with_a_warning(monkeypatch, c
     assert "randomly initialised" in caplog.text
     with pytest.raises(ConfigError, match="pretrained weights unavailable"):
         create_model("convnext_unet", OPENFWI, pretrained=True, **TINY_CONVNEXT)
+
+
+def _no_network(monkeypatch):
+    """Any attempt at the hub or a socket fails the test."""
+    import socket
+
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pretrained: auto touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr("timm.models._hub.hf_hub_download", refuse, raising=False)
+
+
+def _empty_caches(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+    import torch.hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.file_download.HF_HUB_CACHE", str(tmp_path / "hf"),
+                        raising=False)
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "torch"))
+    return old
+
+
+def test_pretrained_auto_uses_only_cached_weights_without_network(monkeypatch, tmp_path,
+                                                                  caplog) -> None:
+    """``auto`` decides from the disk alone: random init at once when nothing is cached, the
+    cached file when there is one; no socket or hub call either way."""
+    import torch.hub
+    from safetensors.torch import save_file
+    from timm.models import get_pretrained_cfg
+
+    from seisinv.models.backbones import cached_weights
+
+    _no_network(monkeypatch)
+    old = _empty_caches(monkeypatch, tmp_path)
+    try:
+        with caplog.at_level("WARNING"):
+            create_model("convnext_unet", OPENFWI, pretrained="auto", **TINY_CONVNEXT)
+        assert "no cached pretrained weights of test_convnext" in caplog.text
+        assert cached_weights("test_convnext") is None
+
+        # A hub cache holding the weights, laid out as huggingface_hub stores them.
+        import timm
+
+        repo = get_pretrained_cfg("test_convnext").hf_hub_id
+        folder = tmp_path / "hf" / f"models--{repo.replace('/', '--')}"
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text("abc123")
+        snapshot = folder / "snapshots" / "abc123"
+        snapshot.mkdir(parents=True)
+        reference = timm.create_model("test_convnext", pretrained=False)
+        with torch.no_grad():
+            for p in reference.parameters():
+                p.fill_(0.125)
+        save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
+                  str(snapshot / "model.safetensors"))
+        assert cached_weights("test_convnext") == snapshot / "model.safetensors"
+        loaded = create_model("convnext_unet", OPENFWI, pretrained="auto", **TINY_CONVNEXT)
+        stage = dict(loaded.encoder.named_parameters())
+        # Convolutions past the first stage (the stem is adapted to the input mode, norms may be
+        # replaced by instance norms).
+        deep = [v for k, v in stage.items() if k.startswith("stages_1.") and k.endswith(("conv_dw.weight", "fc1.weight"))]
+        assert deep and all(torch.all(v == 0.125) for v in deep)
+    finally:
+        torch.hub.set_dir(old)

@@ -125,6 +125,13 @@ def test_diffusion_loss_term_calls_the_model_and_rebuilds() -> None:
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
     with pytest.raises(ConfigError, match="training_loss"):
         Loss(LossConfig(terms=[{"name": "diffusion"}]), LossContext(SURVEY, None, nn.Linear(1, 1)))
+    with pytest.raises(ConfigError, match="only term"):
+        Loss(LossConfig(terms=[{"name": "diffusion"}, {"name": "l1"}]),
+             LossContext(SURVEY, None, model))
+    # The training loop's call: the forward computes the per-sample loss, the term passes it on.
+    per_sample = model(gathers, layered())
+    assert per_sample.shape == (2,) and torch.equal(loss.per_sample(per_sample, layered(),
+                                                                    gathers)[0], per_sample)
     unbound = Loss(LossConfig(terms=[{"name": "diffusion"}]), LossContext(SURVEY))
     with pytest.raises(ConfigError, match="needs the model"):
         unbound(layered(), layered(), gathers)

@@ -74,3 +74,30 @@ def test_physics_loss_works_through_a_resampling_pipeline() -> None:
     misfit.sum().backward()
     assert float(misfit[0].detach()) > 1e-3
     assert wrong.grad is not None and float(wrong.grad.abs().sum()) > 0
+
+
+def test_physics_loss_on_a_subset_of_shots_compares_those_shots_only() -> None:
+    """``shots: [1]`` simulates shot 1 alone and compares it with shot 1 of the input: zero for
+    the true map, the same misfit as the full term computes on that shot, and refused with a
+    pipeline that merges the shots."""
+    from seisinv.errors import ConfigError
+    from seisinv.physics import simulate
+    from seisinv.physics.misfit import residual_energy_ratio
+
+    truth = torch.full((1, 16, 16), 2000.0)
+    truth[:, 8:] = 3000.0
+    observed = simulate(truth, SURVEY, device="cpu")
+    pipeline = fitted([{"name": "resample", "length": 60}, {"name": "zscore"}], observed[0].numpy())
+    inputs = torch.as_tensor(pipeline(observed))
+    one = LOSSES.get("physics")(LossContext(SURVEY, pipeline), device="cpu", shots=[1])
+    assert float(one(truth, truth, inputs)[0]) == pytest.approx(0.0, abs=1e-8)
+    wrong = truth.clone()
+    wrong[:, :8] = 2400.0
+    simulated = differentiable_pipeline(pipeline)(simulate(wrong, SURVEY, device="cpu"))
+    expected = residual_energy_ratio(simulated[:, [1]], inputs[:, [1]])
+    assert float(one(wrong, truth, inputs)[0]) == pytest.approx(float(expected[0]), rel=1e-5)
+    with pytest.raises(ConfigError, match="distinct indices"):
+        LOSSES.get("physics")(LossContext(SURVEY, pipeline), shots=[5])
+    merged = fitted([{"name": "shots_side_by_side"}], observed[0].numpy())
+    with pytest.raises(ConfigError, match="keeps the shots axis"):
+        LOSSES.get("physics")(LossContext(SURVEY, merged), shots=[0])

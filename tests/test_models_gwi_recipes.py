@@ -73,6 +73,9 @@ def test_sota_xattn_recipe_follows_seed_004() -> None:
     assert (options["embed_dim"], options["num_heads"]) == (512, 8)
     assert (options["head"], options["output_activation"]) == ("mlp", "softplus")
     assert (config.optimizer.lr, config.batch_size, config.epochs) == (1e-4, 8, 100)
+    # Warm restarts and time-frequency augmentation (seed 004).
+    assert (config.schedule.name, config.schedule.cycles) == ("timm_cosine", 4)
+    assert {"band_limit", "spectral_mask"} <= {s["name"] for s in config.data.augment}
     # The physics term builds with this recipe's own resampling pipeline.
     from seisinv.data import build_pipeline
     from seisinv.training.losses import Loss, LossContext

@@ -99,15 +99,21 @@ class Context:
             hook(*args)
 
     def run_config(self, run):
-        """The ``TrainConfig`` of one run: recipe, then the experiment's and the run's overrides,
-        then the pool, the folds file, the seed and the device."""
+        """The ``TrainConfig`` of one run: recipe, then the experiment's (not for a run with its
+        own recipe) and the run's overrides, then the pool, the folds file, the seed, the device
+        and ``init_from`` (an earlier run's directory)."""
         from seisinv.training.config import config_from_dict, load_config
 
         from .stages import pool_dirs
 
-        data = load_config(self.spec.recipe).to_dict()
-        data = deep_merge(data, self.spec.train)
+        data = load_config(run.recipe or self.spec.recipe).to_dict()
+        if run.recipe is None:
+            data = deep_merge(data, self.spec.train)
         data = deep_merge(data, run.train)
+        if run.init_from is not None:
+            which = run.init_from.partition(":")[2]
+            data["init_from"] = str(self.out / "runs" / run.init_run) + (f":{which}" if which
+                                                                         else "")
         data["name"] = f"{self.spec.name}/{run.name}"
         data["data"]["train"] = pool_dirs(self)
         data["data"]["val"] = []
@@ -218,12 +224,14 @@ def _summary(ctx: Context) -> list[RunScore]:
 
     rows = []
     for run in ctx.spec.runs:
-        val = ctx.state.run_record("predict", run.name).get("val") or {}
+        # Runs that only feed others (member: false) are scored by their last validation.
+        val = (ctx.state.run_record("predict", run.name).get("val")
+               or ctx.state.run_record("train", run.name).get("last_val") or {})
         rows.append(RunScore(
             run.name, run.family, run.val_fold, val.get("mape"), val.get("mae"),
             val_mape_tta=_scores(ctx.out / "validation" / run.name, val_truth)[0],
             test_mape=_scores(ctx.out / "predictions" / run.name, test_truth)[0]))
-    fold = {run.val_fold for run in ctx.spec.runs}
+    fold = {run.val_fold for run in ctx.spec.members}
     rows.append(RunScore(f"ensemble ({ctx.spec.ensemble.method})",
                          val_fold=fold.pop() if len(fold) == 1 and val_truth else None,
                          val_mape_tta=_scores(validation, val_truth)[0],

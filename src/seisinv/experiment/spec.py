@@ -101,6 +101,15 @@ class RunSpec(_Section):
         val_fold: validation fold (None: train on every sample, no validation).
         family: model family label, for per-family ensembles and the summary table.
         train: nested overrides of the recipe for this run only (after the experiment's).
+        recipe: this run's own training recipe (e.g. ``gwi-family-classifier``); the
+            experiment's ``train`` overrides then do not apply, only the run's own.
+        init_from: start from the weights of an earlier run of this experiment,
+            ``RUN[:best|last]`` (``TrainConfig.init_from`` on ``OUT/runs/RUN``; new optimiser
+            state): fine-tuning stages, image-size stages, a model split into branches.
+        member: the run is predicted and ensembled; False for runs that only feed others (a
+            pretraining stage, the family classifier).
+        tta: this run's own test-time augmentation (default: ``predict.tta``), e.g.
+            ``[identity:0, flip]`` for a model trained on flipped data only.
     """
 
     name: str
@@ -108,6 +117,18 @@ class RunSpec(_Section):
     val_fold: int | None = Field(0, ge=0)
     family: str = ""
     train: dict[str, Any] = Field(default_factory=dict)
+    recipe: str | None = None
+    init_from: str | None = None
+    member: bool = True
+    tta: list[str] | None = None
+
+    @property
+    def init_run(self) -> str | None:
+        """The run named by ``init_from`` (without ``:best``/``:last``)."""
+        return None if self.init_from is None else self.init_from.split(":")[0]
+
+
+Checkpoint = Literal["best", "last"]
 
 
 class PredictStage(_Section):
@@ -116,12 +137,29 @@ class PredictStage(_Section):
     Attributes:
         tta: test-time augmentations (``seisinv.inference.predict.TTA``), averaged per run.
         batch: samples per model call.
-        checkpoint: "best" (falls back to last without validation) or "last".
+        checkpoint: "best" (falls back to last without validation), "last", or a blend of both
+            with fixed weights, e.g. ``{last: 0.6, best: 0.4}`` (Kaggle GWI 4th place): each
+            checkpoint predicts into ``<run>@<checkpoint>`` and their weighted mean
+            (``seisinv.inference.ensemble_job.run_ensemble``) is the run's prediction.
+        history: with a blend, each kind is the mean of the newest ``history`` stretches'
+            checkpoints of that kind (``checkpoints/history/stretch-NNN/{best,last}``, one per
+            ``train`` call of a resumed run); 0: the run's own ``best`` / ``last``.
     """
 
     tta: list[str] = Field(default_factory=list)
     batch: int = Field(4, ge=1)
-    checkpoint: Literal["best", "last"] = "best"
+    checkpoint: Checkpoint | dict[Checkpoint, float] = "best"
+    history: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _blend(self) -> PredictStage:
+        if isinstance(self.checkpoint, dict):
+            weights = list(self.checkpoint.values())
+            if not weights or min(weights) < 0 or sum(weights) <= 0:
+                raise ValueError("checkpoint: blend weights must be non-negative, not all zero")
+        elif self.history:
+            raise ValueError("history needs a checkpoint blend, e.g. checkpoint: {last: 1.0}")
+        return self
 
 
 class EnsembleStage(_Section):
@@ -129,18 +167,42 @@ class EnsembleStage(_Section):
 
     Attributes:
         method: a method name of ``seisinv.inference.ensemble.METHODS`` ("mean", "median",
-            "weighted", and any added there).
-        weights: for "weighted": one weight per run (in ``runs`` order) or a mapping from run
-            name to weight (missing runs weigh 0).
-        per_family: first combine the runs of each ``family`` with ``method``, then the family
-            results with ``family_method``.
+            "weighted", "hill_climb", and any added there).
+        weights: for "weighted": one weight per member run (in ``runs`` order) or a mapping from
+            run name to weight (missing runs weigh 0). None with a weighted method
+            ("weighted", "hill_climb"): the weights are fitted on the validation fold the member
+            runs share (the ``validate`` stage's predictions, ``OUT/validation/ensemble/
+            ensemble.json``) and applied to the test predictions.
+        metric: what a weight fit minimises ("mae", "mse", "mape").
+        fit_options: keyword arguments of the fit (``hill_climb``: ``init``, ``patience``,
+            ``max_rounds``).
+        weights_per_family: fit one weight vector per velocity family on validation (families
+            with fewer than 3 validation samples use the global weights); test samples get
+            their family from ``classifier``.
+        classifier: the run (``member: false``, a ``family_classifier`` model) that names each
+            test sample's family from the members' mean prediction
+            (``seisinv ensemble --per-family --classifier``).
+        per_family: first combine the runs of each ``family`` label with ``method``, then the
+            family results with ``family_method`` (fixed weights only).
         family_method: how the family results are combined ("mean" or "median").
     """
 
     method: str = "mean"
     weights: list[float] | dict[str, float] | None = None
+    metric: Literal["mae", "mse", "mape"] = "mae"
+    fit_options: dict[str, Any] = Field(default_factory=dict)
+    weights_per_family: bool = False
+    classifier: str | None = None
     per_family: bool = False
     family_method: str = "mean"
+
+    @property
+    def fitted(self) -> bool:
+        """The weights are fitted on the validation fold (a weighted method, none given)."""
+        from seisinv.inference.ensemble import METHODS
+
+        method = METHODS.get(self.method)
+        return method is not None and method.fit is not None and self.weights is None
 
 
 class FwiStage(_Section):
@@ -217,11 +279,53 @@ class ExperimentSpec(_Section):
         bad = [n for n in names if not n or "/" in n or n.startswith(".")]
         if bad:
             raise ValueError(f"runs: names {bad} cannot be directory names")
-        for run in self.runs:
+        for index, run in enumerate(self.runs):
             if run.val_fold is not None and run.val_fold >= self.folds.k:
                 raise ValueError(f"runs[{run.name}].val_fold {run.val_fold} must be below "
                                  f"folds.k={self.folds.k}")
+            if run.init_from is not None:
+                earlier = names[:index]
+                which = run.init_from.partition(":")[2]
+                if run.init_run not in earlier or which not in ("", "best", "last"):
+                    raise ValueError(f"runs[{run.name}].init_from {run.init_from!r}: name an "
+                                     f"earlier run as RUN[:best|last] (earlier: {earlier})")
+        members = self.members
+        if not members:
+            raise ValueError("runs: at least one run must be a member (member: true)")
+        self._check_ensemble(members)
         return self
+
+    def _check_ensemble(self, members: list[RunSpec]) -> None:
+        ensemble = self.ensemble
+        if ensemble.classifier is not None:
+            runs = {run.name: run for run in self.runs}
+            if ensemble.classifier not in runs or runs[ensemble.classifier].member:
+                raise ValueError(f"ensemble.classifier {ensemble.classifier!r}: name a run with "
+                                 "member: false (a family_classifier)")
+            if not ensemble.weights_per_family:
+                raise ValueError("ensemble.classifier selects per-family weights; set "
+                                 "ensemble.weights_per_family: true")
+        if ensemble.weights_per_family and not ensemble.fitted:
+            raise ValueError("ensemble.weights_per_family: weights per family are fitted on "
+                             "validation; use a weighted method without fixed weights")
+        if ensemble.fitted:
+            if ensemble.per_family:
+                raise ValueError("ensemble.per_family groups runs with fixed weights; it cannot "
+                                 f"be combined with weights fitted by {ensemble.method!r}")
+            folds = {run.val_fold for run in members}
+            if len(folds) != 1 or None in folds:
+                raise ValueError(f"ensemble.method {ensemble.method!r} without weights fits them "
+                                 "on the validation fold the member runs share; give every "
+                                 "member the same val_fold")
+            if ("validate" not in self.stages or "ensemble" not in self.stages
+                    or self.stages.index("validate") > self.stages.index("ensemble")):
+                raise ValueError("fitted ensemble weights need the 'validate' stage before "
+                                 "'ensemble' in stages")
+
+    @property
+    def members(self) -> list[RunSpec]:
+        """The runs that are predicted and ensembled (``member: true``), in order."""
+        return [run for run in self.runs if run.member]
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

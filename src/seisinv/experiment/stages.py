@@ -12,9 +12,11 @@ Layout of ``OUT``::
     generated/                 synthetic training data (generate)
     folds.csv                  id,fold of the training pool (folds)
     runs/<run>/                one training run directory per model (train)
-    predictions/<run>/         its test-set prediction store (predict)
+    predictions/<run>/         its test-set prediction store (predict); with a checkpoint blend
+                               the weighted mean of predictions/<run>@<checkpoint>/
     validation/<run>/          its predictions of the shared validation fold (validate)
-    validation/ensemble/       their ensemble, scored in the final table (validate)
+    validation/ensemble/       their ensemble, scored in the final table (validate); fitted
+                               ensemble weights in its ensemble.json
     ensemble/                  the combined prediction store (ensemble)
     fwi/                       FWI-refined maps (fwi, optional)
     submission.npz | .csv      the challenge file (submission)
@@ -24,10 +26,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from seisinv.errors import ConfigError, SeisinvError
 from seisinv.registry import Registry
+
+from .members import combine_runs, predict_runs
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,9 @@ def train(ctx) -> None:
         ctx.echo(f"train {number}/{len(ctx.spec.runs)} {run.name}"
                  f"{' (resuming)' if resume else ''}: {config.model.name}, seed {config.seed}, "
                  f"validation fold {config.folds.val_fold}")
-        if not config.model.options.get("pretrained"):
+        if run.init_from is not None:
+            ctx.echo(f"  {run.name}: weights from run {run.init_from} (new optimiser state)")
+        elif run.recipe is None and not config.model.options.get("pretrained"):
             ctx.echo(f"  {run.name}: backbone weights randomly initialised (model.options."
                      "pretrained is false)")
 
@@ -146,104 +151,38 @@ def predict(ctx) -> None:
     """Predict the test set with every run (its TTA), one prediction store per run."""
     from seisinv.data import open_dataset
 
-    settings = ctx.spec.predict
     source = open_dataset(ctx.test_dir, ctx.survey)
-    _predict_runs(ctx, "predict", source, ctx.out / "predictions",
-                  f"{len(source)} samples, TTA {', '.join(settings.tta) or 'none'}",
-                  lambda loaded: {"val": loaded.val, "step": loaded.step,
-                                  "checkpoint": str(loaded.checkpoint)})
-
-
-def _predict_runs(ctx, stage: str, source, folder, what: str, record) -> None:
-    """Predict ``source`` with every run not yet done in ``stage`` (the experiment's TTA and
-    checkpoint) into ``folder/<run>``; ``record(loaded_run)`` is kept in the stage's state."""
-    from seisinv.inference.predict import open_prediction_store
-    from seisinv.inference.predict import predict as predict_source
-    from seisinv.training.run import load_run
-
-    settings = ctx.spec.predict
-    for number, run in enumerate(ctx.spec.runs, start=1):
-        if ctx.state.run_done(stage, run.name):
-            continue
-        ctx.call_hook("before_run", stage, run.name)
-        loaded = load_run(ctx.out / "runs" / run.name, device=ctx.device,
-                          checkpoint=settings.checkpoint)
-        store = open_prediction_store(folder / run.name, loaded, settings.tta)
-        ctx.echo(f"{stage} {number}/{len(ctx.spec.runs)} {run.name}: {what}")
-        predict_source(loaded, source, store, tta=settings.tta, batch=settings.batch,
-                       progress=ctx.progress)
-        ctx.state.finish_run(stage, run.name, record(loaded))
-
-
-def _weights(ctx, names: list[str]) -> list[float] | None:
-    weights = ctx.spec.ensemble.weights
-    if weights is None:
-        return None
-    if isinstance(weights, dict):
-        unknown = sorted(set(weights) - {run.name for run in ctx.spec.runs})
-        if unknown:
-            raise ConfigError(f"ensemble.weights: unknown runs {unknown}")
-        return [float(weights.get(name, 0.0)) for name in names]
-    if len(weights) != len(ctx.spec.runs):
-        raise ConfigError(f"ensemble.weights: {len(weights)} weights for {len(ctx.spec.runs)} runs")
-    by_name = {run.name: w for run, w in zip(ctx.spec.runs, weights, strict=True)}
-    return [float(by_name[name]) for name in names]
-
-
-def _combine(members: list[str], out: Path, method: str, weights, ctx,
-             base: Path | None = None) -> None:
-    import shutil
-
-    from seisinv.inference.ensemble import EnsemblePlan, ensemble_stores
-    from seisinv.inference.store import PredictionStore
-
-    if out.exists() and not (out / "manifest.json").exists():
-        shutil.rmtree(out)
-    base = ctx.out / "predictions" if base is None else base
-    stores = [PredictionStore(base / name) for name in members]
-    target = PredictionStore(out, ctx.survey, source=f"experiment {ctx.spec.name} ensemble",
-                             info={"method": method, "members": members, "weights": weights})
-    target.refuse_other_settings({"method": method, "members": members, "weights": weights},
-                                 "two ensembles")
-    plan = EnsemblePlan(method=method, weights={"*": weights} if weights else {})
-    ensemble_stores(stores, target, plan, progress=ctx.progress)
-
-
-def combine_runs(ctx, base: Path, out: Path, label: str = "ensemble") -> None:
-    """Combine the run stores under ``base`` (``base/<run>``) into ``out`` as the experiment's
-    ``ensemble`` section says (per family first when asked)."""
-    from seisinv.inference import ensemble as ensembles
-
-    settings = ctx.spec.ensemble
-    for method in (settings.method, settings.family_method):
-        if method not in ensembles.METHODS:
-            raise ConfigError(f"ensemble method {method!r}; known: {', '.join(ensembles.METHODS)}")
-    names = [run.name for run in ctx.spec.runs]
-    if not settings.per_family:
-        ctx.echo(f"{label}: {settings.method} of {len(names)} runs")
-        _combine(names, out, settings.method, _weights(ctx, names), ctx, base)
-        return
-    families: dict[str, list[str]] = {}
-    for run in ctx.spec.runs:
-        families.setdefault(run.family or run.name, []).append(run.name)
-    for family, members in families.items():
-        ctx.echo(f"{label}: {settings.method} of family {family} ({len(members)} runs)")
-        _combine(members, base / f"family-{family}", settings.method, _weights(ctx, members),
-                 ctx, base)
-    ctx.echo(f"{label}: {settings.family_method} of {len(families)} families")
-    _combine([f"family-{family}" for family in families], out, settings.family_method, None,
-             ctx, base)
+    predict_runs(ctx, "predict", source, ctx.out / "predictions", f"{len(source)} samples",
+                 lambda loaded: {"val": loaded.val, "step": loaded.step,
+                                 "checkpoint": str(loaded.checkpoint)})
 
 
 @STAGES.register("ensemble")
 def ensemble(ctx) -> None:
-    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked)."""
-    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble")
+    """Combine the runs' prediction stores into ``OUT/ensemble`` (per family first if asked);
+    fitted weights come from the validation ensemble's ``ensemble.json``, test samples' families
+    from the ``ensemble.classifier`` run."""
+    from seisinv.inference.ensemble_job import PLAN_FILE
+
+    settings = ctx.spec.ensemble
+    plan = classifier = None
+    if settings.fitted:
+        plan = ctx.out / "validation" / "ensemble" / PLAN_FILE
+        if not plan.is_file():
+            raise ConfigError(f"ensemble: {settings.method} weights are fitted by the 'validate' "
+                              f"stage, but {plan} is missing (did the validation fold hold "
+                              "samples?)")
+    if settings.classifier is not None:
+        from seisinv.training.run import load_run
+
+        classifier = load_run(ctx.out / "runs" / settings.classifier, device=ctx.device).model
+    combine_runs(ctx, ctx.out / "predictions", ctx.out / "ensemble", plan=plan,
+                 classifier=classifier)
 
 
 def shared_validation_fold(spec) -> int | None:
     """The validation fold every run holds out, or None when the runs' folds differ."""
-    folds = {run.val_fold for run in spec.runs}
+    folds = {run.val_fold for run in spec.members}
     return folds.pop() if len(folds) == 1 else None
 
 
@@ -267,11 +206,16 @@ def validate(ctx) -> None:
     if len(source) == 0:
         ctx.echo(f"validate: fold {fold} holds no samples")
         return
-    _predict_runs(ctx, "validate", source, ctx.out / "validation",
-                  f"fold {fold}, {len(source)} samples",
-                  lambda loaded: {"fold": fold, "n": len(source)})
+    predict_runs(ctx, "validate", source, ctx.out / "validation",
+                 f"fold {fold}, {len(source)} samples",
+                 lambda loaded: {"fold": fold, "n": len(source)})
+    truth = None
+    if ctx.spec.ensemble.fitted:  # the weights are fitted here (in-sample score) for the test
+        from seisinv.evaluation.truth import load_truth
+
+        truth = load_truth(source)
     combine_runs(ctx, ctx.out / "validation", ctx.out / "validation" / "ensemble",
-                 label="validation ensemble")
+                 label="validation ensemble", truth=truth)
 
 
 @STAGES.register("pseudo_label")
@@ -279,8 +223,9 @@ def pseudo_label(ctx) -> None:
     """Pseudo-labelling rounds (Kaggle GWI 1st place): the ensemble's test-set maps are simulated
     into ``OUT/pseudo/round-K`` (``seisinv.inference.pseudo_label.make_pseudo_labels``), added to
     the folds file as training only (fold -1, never validation), and every run is trained again
-    on the pool plus them, then predicted and ensembled; the previous round's ``runs``,
-    ``predictions`` and ``ensemble`` move to ``OUT/pseudo/before-round-K``. Each step is recorded,
+    on the pool plus them, then predicted, validated (fitted ensemble weights are fitted again)
+    and ensembled; the previous round's ``runs``, ``predictions``, ``validation`` and
+    ``ensemble`` move to ``OUT/pseudo/before-round-K``. Each step is recorded,
     so a rerun resumes inside a round."""
     import shutil
 
@@ -307,16 +252,18 @@ def pseudo_label(ctx) -> None:
         if not ctx.state.run_done("pseudo_label", f"round-{k}-moved"):
             before = ctx.out / "pseudo" / f"before-round-{k}"
             before.mkdir(parents=True, exist_ok=True)
-            for name in ("runs", "predictions", "ensemble"):
+            for name in ("runs", "predictions", "validation", "ensemble"):
                 if (ctx.out / name).exists() and not (before / name).exists():
                     shutil.move(str(ctx.out / name), str(before / name))
-            for stage in ("train", "predict"):
+            for stage in ("train", "predict", "validate"):
                 ctx.state.data["runs"].pop(stage, None)
             ctx.state.finish_run("pseudo_label", f"round-{k}-moved", {})
         if not ctx.state.run_done("pseudo_label", f"round-{k}"):
             ctx.echo(f"pseudo_label round {k}: training the runs again with the pseudo labels")
             train(ctx)
             predict(ctx)
+            if "validate" in ctx.spec.stages:  # new scores, and weights fitted to the new runs
+                validate(ctx)
             ensemble(ctx)
             ctx.state.finish_run("pseudo_label", f"round-{k}", {})
 

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from seisinv.generation.writers import (
 from seisinv.geology import check_family, check_vrange, resolve_family, sample_seed, velocity_sample
 from seisinv.geology.base import expand_families
 from seisinv.geology.mix import MixOptions
+from seisinv.geology.transform import TransformOptions
 from seisinv.io import disk_full_error, write_yaml
 from seisinv.outdir import (
     LOCK_NAME,
@@ -83,6 +84,9 @@ class GenerateSpec:
         mix_flips: ``mix`` flips each map left-right with a fair coin first; False gives
             exactly ``w * V1 + (1 - w) * V2``.
         mix_weight: (low, high) range of ``mix``'s uniform weight ``w`` (GWI 3rd place: 0.3-0.7).
+        transform_crop, transform_rotation_deg, transform_shear, transform_flip: the
+            ``transform`` family's warp ranges (``seisinv.geology.transform.TransformOptions``;
+            the GWI 1st place's RandomAffine used 15 degrees and a 15-degree shear).
     """
 
     survey: Survey
@@ -94,11 +98,16 @@ class GenerateSpec:
     mix_from: str | None = None
     mix_flips: bool = True
     mix_weight: tuple[float, float] = (0.0, 1.0)
+    transform_crop: tuple[float, float] = TransformOptions.crop
+    transform_rotation_deg: float = TransformOptions.rotation_deg
+    transform_shear: float = TransformOptions.shear
+    transform_flip: float = TransformOptions.flip
 
     def __post_init__(self) -> None:
         # Group names (``openfwi``) stand for their members.
         object.__setattr__(self, "families", expand_families(self.families))
         object.__setattr__(self, "mix_weight", self.mix_options.weight)  # checks the range
+        object.__setattr__(self, "transform_crop", tuple(self.transform_options.crop))  # checks
         if not self.families:
             raise ArgumentError("families: name at least one velocity family", "families")
         for family in self.families:
@@ -119,6 +128,12 @@ class GenerateSpec:
     @property
     def mix_options(self) -> MixOptions:
         return MixOptions(flips=self.mix_flips, weight=tuple(self.mix_weight))
+
+    @property
+    def transform_options(self) -> TransformOptions:
+        return TransformOptions(crop=tuple(self.transform_crop),
+                                rotation_deg=self.transform_rotation_deg,
+                                shear=self.transform_shear, flip=self.transform_flip)
 
     @property
     def velocity_range(self) -> tuple[float, float]:
@@ -143,6 +158,9 @@ class GenerateSpec:
             # Recorded only when set, so runs made before these options resume unchanged.
             **({} if self.mix_flips else {"mix_flips": False}),
             **({"mix_weight": list(self.mix_weight)} if self.mix_weight != (0.0, 1.0) else {}),
+            **({"transform": {**asdict(self.transform_options),
+                              "crop": list(self.transform_crop)}}
+               if self.transform_options != TransformOptions() else {}),
         }
 
     def sample_id(self, index: int) -> str:
@@ -319,6 +337,7 @@ def _chunk_velocities(
         maps[row] = velocity_sample(
             family, spec.survey, seed, vrange=spec.velocity_range, pool=pool,
             mix_options=None if spec.mix_options.is_default else spec.mix_options,
+            transform_options=spec.transform_options,
         )
         families.append(family)
         seeds.append(seed)

@@ -5,7 +5,10 @@ Accepted inputs (all in the survey's units and on-disk axis order):
 - a ``.npy`` file of shape ``(n, *disk_shape)``, ``(n, 1, *disk_shape)`` or one ``disk_shape`` map;
 - a folder of such files (e.g. an OpenFWI ``model/`` folder, or a dataset root whose ``model/``
   sub-folder holds them), read in natural name order (``model2`` before ``model10``);
-- a Speed & Structure sample folder (holding ``vp_model.npy``) or a folder of them.
+- a Speed & Structure sample folder (holding ``vp_model.npy``) or a folder of them;
+- a Kaggle GWI / OpenFWI tree of family folders (``FlatVel_A/model/model1.npy``,
+  ``FlatFault_A/vel2_1_0.npy``): every ``model/*.npy`` and ``vel*.npy`` below the root, ids
+  prefixed with their folder (``FlatVel_A-model1_0``) since file names repeat across families.
 
 Maps are read on demand (memory-mapped), so a pool of thousands of 1259 x 300 maps costs no RAM.
 The full dataset readers (gathers + velocity) live in ``seisinv.data``; this loader only needs
@@ -79,7 +82,7 @@ class VelocityMaps:
             else:
                 files = self._npy_files(self.root)
                 for file in files:
-                    self._add_file(file)
+                    self._add_file(file, self._prefix(file))
         if not self._entries:
             raise DataError(f"{self.root}: found no velocity maps")
 
@@ -90,6 +93,9 @@ class VelocityMaps:
         (whose ``data/`` holds gathers and ``model/`` the maps)."""
         folder = root / "model" if (root / "model").is_dir() else root
         files = sorted(folder.glob("*.npy"), key=_natural_key)
+        if not files:  # a tree of family folders (Kaggle GWI training set)
+            files = sorted((*root.rglob("model/*.npy"), *root.rglob("vel*.npy")),
+                           key=lambda p: [*p.relative_to(root).parent.parts, *_natural_key(p)])
         if not files:
             raise DataError(
                 f"{root}: found no .npy velocity files (nor a model/ folder or vp_model.npy "
@@ -108,14 +114,20 @@ class VelocityMaps:
         self.is_folders = True
         self._entries.append(_Entry(folder.name, file, None))
 
-    def _add_file(self, file: Path) -> None:
+    def _prefix(self, file: Path) -> str:
+        """``<folder>-`` for a file deep in a tree (its family folder, ``model/`` left out), so
+        ids stay unique where file names repeat; ``""`` at the root or in ``root/model``."""
+        parts = [p for p in file.relative_to(self.root).parent.parts if p != "model"]
+        return "-".join(parts) + "-" if parts else ""
+
+    def _add_file(self, file: Path, prefix: str = "") -> None:
         if file.suffix != ".npy":
             raise DataError(f"{file}: expected a .npy file of velocity maps")
         array = self._open(file)
         disk = self.survey.disk_velocity_shape
         shape = tuple(array.shape)
         if shape == disk:
-            self._entries.append(_Entry(file.stem, file, None))
+            self._entries.append(_Entry(prefix + file.stem, file, None))
             return
         if len(shape) == 4 and shape[1] == 1 and shape[2:] == disk:
             n = shape[0]
@@ -127,7 +139,7 @@ class VelocityMaps:
                 f"(n, 1, {disk[0]}, {disk[1]}) for survey {self.survey.name!r} "
                 f"(axes {'depth, x' if self.survey.velocity_axes == 'zx' else 'x, depth'})"
             )
-        self._entries.extend(_Entry(f"{file.stem}_{i}", file, i) for i in range(n))
+        self._entries.extend(_Entry(f"{prefix}{file.stem}_{i}", file, i) for i in range(n))
 
     def _open(self, file: Path) -> np.ndarray:
         if file not in self._arrays:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seisinv.models.backbones import create_backbone
+from seisinv.models.backbones import cached_weights, create_backbone
 from seisinv.models.output import OutputActivation, VelocityOutput, check_activation, check_gathers
 from seisinv.models.registry import MODELS
 from seisinv.survey import Survey
@@ -340,12 +340,20 @@ def backbone_with_weights(
     Args:
         name: timm model name.
         pretrained: False (random init, logged), True (timm's pretrained weights: network or
-            cache; an error when unavailable), ``"auto"`` (timm's weights when available, else
-            random init with a warning) or the path of a local weights file (safetensors or
-            .pth) that timm loads and adapts (e.g. to 5 input channels).
+            cache; an error when unavailable), ``"auto"`` (timm's weights when already cached on
+            this machine, else random init with a warning; never the network, so it decides at
+            once offline) or the path of a local weights file (safetensors or .pth) that timm
+            loads and adapts (e.g. to 5 input channels).
         model: the seisinv model name, for messages.
     """
-    if pretrained not in (False, True, "auto"):
+    if pretrained == "auto":
+        pretrained = cached_weights(name) or False
+        if pretrained is False:
+            log.warning("%s: no cached pretrained weights of %s on this machine; backbone "
+                        "randomly initialised (pretrained=true downloads them, or give a weights "
+                        "file path)", model, name)
+            return create_backbone(name, False, **timm_options)
+    if pretrained is not True and pretrained is not False:
         path = Path(str(pretrained))
         if not path.is_file():
             raise ValueError(f"pretrained weights file {str(pretrained)!r} does not exist")
@@ -353,14 +361,7 @@ def backbone_with_weights(
         return create_backbone(name, True, **timm_options, **overlay)
     if pretrained is False:
         log.info("%s: backbone %s randomly initialised (pretrained=False)", model, name)
-        return create_backbone(name, False, **timm_options)
-    try:
-        return create_backbone(name, True, **timm_options)
-    except ValueError as exc:
-        if pretrained is True or "pretrained" not in str(exc):
-            raise
-        log.warning("%s: %s; backbone %s randomly initialised", model, exc, name)
-        return create_backbone(name, False, **timm_options)
+    return create_backbone(name, pretrained, **timm_options)
 
 
 @MODELS.register("convnext_unet")

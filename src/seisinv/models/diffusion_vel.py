@@ -14,7 +14,8 @@ A denoising U-Net over velocity maps, conditioned on a seismic encoder's feature
   map ``x0`` through a tanh (the "x0 parameterisation" of DDPM; the noise follows from it).
 - **Training (DDPM).** ``training_loss(gathers, velocity)``: a random step ``t`` per sample,
   ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``, loss ``mean((x0_hat - x0)^2)`` per sample.
-  The registered loss term ``diffusion`` calls it, so ``seisinv train`` trains the model.
+  The registered loss term ``diffusion`` uses it, so ``seisinv train`` trains the model: the
+  loop calls ``model(gathers, velocity)``, which returns it (under DDP through the wrapper).
 - **Sampling (DDIM).** ``sample(gathers, n_samples, steps, eta)`` runs ``steps`` DDIM updates
   from Gaussian noise (``eta=0``: deterministic given the noise); ``predict_with_spread`` returns
   the mean and standard deviation of the samples (prediction and its uncertainty, survey units).
@@ -294,11 +295,16 @@ class DiffusionVel(nn.Module):
         std = samples.std(dim=0) if samples.shape[0] > 1 else torch.zeros_like(samples[0])
         return samples.mean(dim=0), std
 
-    def forward(self, gathers: torch.Tensor) -> torch.Tensor:
+    def forward(self, gathers: torch.Tensor, velocity: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, shots, time, receivers)`` -> ``(batch, nz, nx)`` velocity, depth first.
 
         Eval: the mean of the DDIM samples. Training: the one-step estimate (see module doc).
+        With ``velocity`` ``(batch, nz, nx)`` survey units: ``training_loss(gathers, velocity)``,
+        ``(batch,)`` (the training loop's call for the ``diffusion`` loss term, so that under DDP
+        the loss is computed inside the wrapper's forward and its gradients are all-reduced).
         """
+        if velocity is not None:
+            return self.training_loss(gathers, velocity)
         if not self.training:
             return self.predict_with_spread(gathers)[0]
         cond = self.condition(gathers)

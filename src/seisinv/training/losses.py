@@ -222,7 +222,7 @@ def differentiable_pipeline(pipeline) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 @LOSSES.register("physics")
-def physics(ctx: LossContext, device: str = "auto") -> LossFn:
+def physics(ctx: LossContext, device: str = "auto", shots: list[int] | None = None) -> LossFn:
     """Data misfit: forward-model pred with ``seisinv.physics.simulate``, compare with the input.
 
     The predicted map is simulated in the raw survey domain (``(batch, shots, nt, receivers)``)
@@ -232,15 +232,38 @@ def physics(ctx: LossContext, device: str = "auto") -> LossFn:
     ``sum((sim - gathers)^2) / sum(gathers^2)`` (``seisinv.physics.misfit.residual_energy_ratio``,
     the misfit FWI and qc use), 0 for a perfect prediction of noise-free data. Costs one wave
     simulation per sample and step: small surveys only.
+
+    Args:
+        device: where the simulation runs ("auto", "cpu", "cuda").
+        shots: simulate and compare only these shots (indices into the survey's shot list),
+            e.g. ``[2]`` for the middle of five OpenFWI shots: the cost
+            falls with the shot count (tiny test recipes). None: every shot. Needs a pipeline
+            that keeps the shots axis (not ``shots_side_by_side``).
+
+    Raises:
+        ConfigError: bad ``shots``, or ``shots`` with a pipeline that merges the shots.
     """
     transform = differentiable_pipeline(ctx.pipeline)
+    if shots is not None:
+        shots = [int(k) for k in shots]
+        n_shots = ctx.survey.n_shots
+        if not shots or len(set(shots)) != len(shots) or not all(0 <= k < n_shots
+                                                                 for k in shots):
+            raise ConfigError(f"loss physics: shots {shots} must be distinct indices below the "
+                              f"survey's {n_shots} shots")
+        merged = [step.name for step in getattr(ctx.pipeline, "steps", [])
+                  if step.name == "shots_side_by_side"]
+        if merged:
+            raise ConfigError("loss physics: shots needs a pipeline that keeps the shots axis; "
+                              "this one has shots_side_by_side")
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
         from seisinv.physics import simulate
         from seisinv.physics.misfit import residual_energy_ratio
 
-        simulated = transform(simulate(pred.float(), ctx.survey, device=device).to(gathers.device))
-        return residual_energy_ratio(simulated, gathers.float())
+        simulated = simulate(pred.float(), ctx.survey, device=device, shots=shots)
+        observed = gathers.float() if shots is None else gathers.float()[:, shots]
+        return residual_energy_ratio(transform(simulated.to(gathers.device)), observed)
 
     return fn
 
@@ -250,13 +273,15 @@ def diffusion(ctx: LossContext) -> LossFn:
     """The model's own denoising loss: ``model.training_loss(gathers, target)`` per sample.
 
     For generative models such as ``diffusion_vel`` (DDPM objective: mean squared error of the
-    predicted clean map, normalised to [-1, 1]); ``pred`` is not used. Single-process training
-    only: under multi-process DDP the model is called outside its DDP wrapper, so the term
-    refuses to build there.
+    predicted clean map, normalised to [-1, 1]). In training the loop computes it through the
+    model's forward, ``model(gathers, target)`` (``MODEL_LOSS_TERMS``; a DDP-wrapped model is
+    called through its wrapper, so the gradients are all-reduced as for any model) and passes
+    it here as ``pred`` ``(batch,)``; given a velocity map ``pred`` (validation, direct calls)
+    the term calls ``model.training_loss`` itself. It must be the loss's only term.
 
     Raises:
-        ConfigError: a model without ``training_loss`` or DDP (at build); no model in the
-            context (when called: a context without a model only validates recipes).
+        ConfigError: a model without ``training_loss`` (at build); no model in the context
+            (when called with a map: a context without a model only validates recipes).
     """
     model = ctx.model
     if model is not None and not callable(getattr(model, "training_loss", None)):
@@ -264,11 +289,10 @@ def diffusion(ctx: LossContext) -> LossFn:
         raise ConfigError(
             f"loss diffusion needs a model with training_loss (e.g. diffusion_vel); got {name!r}"
         )
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() > 1:
-            raise ConfigError("loss diffusion supports single-process training only (no DDP)")
 
     def fn(pred: torch.Tensor, target: torch.Tensor, gathers: torch.Tensor) -> torch.Tensor:
+        if pred.ndim == 1:  # the model's forward already computed its loss (training)
+            return pred
         if model is None:  # a context built only to validate a recipe has no model
             raise ConfigError(
                 "loss diffusion needs the model: build the loss with LossContext(model=...)"
@@ -276,6 +300,11 @@ def diffusion(ctx: LossContext) -> LossFn:
         return model.training_loss(gathers, target)
 
     return fn
+
+
+# Terms whose value the model's forward computes: the training loop calls ``model(gathers,
+# target)`` (per-sample loss) instead of ``model(gathers)`` when the loss holds one.
+MODEL_LOSS_TERMS = frozenset({"diffusion"})
 
 
 class Loss:
@@ -289,6 +318,13 @@ class Loss:
     def __init__(self, config: LossConfig, ctx: LossContext) -> None:
         self.config = config
         self.terms: list[tuple[str, float, LossFn]] = []
+        names = [term.name for term in config.terms]
+        model_terms = sorted(MODEL_LOSS_TERMS.intersection(names))
+        if model_terms and len(names) > 1:
+            raise ConfigError(f"loss {model_terms[0]!r} is computed by the model's forward and "
+                              f"must be the only term; got {names}")
+        # The training loop calls ``model(gathers, target)`` for such a loss.
+        self.model_loss = bool(model_terms)
         for term in config.terms:
             builder = LOSSES.get(term.name)
             try:

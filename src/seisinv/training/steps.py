@@ -68,7 +68,7 @@ def forward_backward(
         )
         with sync:
             with autocast(device, amp_dtype):
-                pred = model(inputs)
+                pred = task.forward(model, inputs, target)
             value, parts = task.loss(pred, target, inputs)
             scaled = value / n
             (scaler.scale(scaled) if scaler is not None else scaled).backward()

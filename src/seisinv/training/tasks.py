@@ -51,6 +51,12 @@ class VelocityTask:
             inputs = self.flip(inputs, target, batch["flip_pending"])
         return inputs, target
 
+    def forward(self, model, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training forward: ``model(inputs)``, or ``model(inputs, target)`` (the model's own
+        per-sample loss, ``(batch,)``) for a loss the model computes (``MODEL_LOSS_TERMS``), so a
+        DDP wrapper sees that computation as its forward."""
+        return model(inputs, target) if self.loss_fn.model_loss else model(inputs)
+
     def loss(self, pred, target, inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar loss and each term's batch mean (detached tensors, read at logging time)."""
         return self.loss_fn(pred.float(), target, inputs)
@@ -113,6 +119,10 @@ class FamilyTask:
         host from the batch's family names, so nothing waits for the device."""
         target = torch.tensor([self.index[f] for f in batch["family"]], dtype=torch.long)
         return batch["velocity"].to(device, non_blocking=True), target.to(device, non_blocking=True)
+
+    def forward(self, model, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training forward: logits ``model(velocity)``."""
+        return model(inputs)
 
     def loss(self, pred, target, inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         value = F.cross_entropy(pred.float(), target)
