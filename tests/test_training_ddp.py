@@ -238,7 +238,8 @@ def _diffusion_worker(rank: int, world: int, port: int, out: str) -> None:
 
     from seisinv.models import create_model
     from seisinv.models.sizes import size_options
-    from seisinv.training.distributed import init_distributed, wrap_model
+    from seisinv.runtime import init_distributed
+    from seisinv.training.distributed import wrap_model
 
     init_distributed(torch.device("cpu"))
     torch.manual_seed(SEED)
