@@ -58,6 +58,8 @@ def test_convnext_recipes_follow_seed_002() -> None:
         assert augment["noise"]["p"] == 0.4 and augment["noise"]["level"] == 0.005
         assert (augment["amplitude"]["low"], augment["amplitude"]["high"]) == (0.99, 1.01)
         assert [t.name for t in config.loss.terms] == ["l1", "smoothness"]
+        # The write-up: "CosineLRScheduler: little positive changes with more stability".
+        assert config.schedule.name == "timm_cosine"
     assert modes == {
         "gwi-convnext-unet": "full",
         "gwi-convnext-unet-256x72": "256x72",
