@@ -263,3 +263,30 @@ def test_checkpoint_blend_takes_the_newest_stretches_of_each_kind(tmp_path):
     assert run_checkpoints(tmp_path, PredictStage(checkpoint=blend)) == [
         ("last", tmp_path, 0.6), ("best", tmp_path, 0.4)]
     assert run_checkpoints(tmp_path, PredictStage(checkpoint="last")) == [("last", tmp_path, 1.0)]
+
+
+@pytest.mark.slow
+def test_pseudo_label_round_keeps_pseudo_maps_out_of_the_family_classifier(kaggle_tree, tmp_path):
+    """gwi-4th-place plus a pseudo-label round: the velocity runs train on the pool plus the
+    pseudo-labelled test maps, the family classifier only on maps whose family is known (a
+    pseudo label has no family among its classes, which it would refuse)."""
+    import yaml
+
+    from seisinv.experiment import read_experiment, resolve_experiment
+    from seisinv.experiment.spec import deep_merge
+
+    data = read_experiment("gwi-4th-place")
+    stages = load_experiment("gwi-4th-place", "tiny").stages
+    at = stages.index("submission")
+    data = deep_merge(data, {"pseudo_label": {"rounds": 1},
+                             "stages": [*stages[:at], "pseudo_label", *stages[at:]]})
+    spec = resolve_experiment(data, size="tiny")
+    out = tmp_path / "out"
+    run_experiment(spec, [kaggle_tree / "train_samples"], kaggle_tree / "test", out,
+                   size="tiny", device="cpu", progress=False)
+    pseudo = str(out / "pseudo" / "round-1")
+    trained_on = {name: yaml.safe_load((out / "runs" / name / "config.yaml").read_text())
+                  ["data"]["train"] for name in ("noflip", "classifier")}
+    assert pseudo in trained_on["noflip"]
+    assert pseudo not in trained_on["classifier"]
+    assert str(kaggle_tree / "train_samples") in trained_on["classifier"]

@@ -115,7 +115,9 @@ class Context:
             data["init_from"] = str(self.out / "runs" / run.init_run) + (f":{which}" if which
                                                                          else "")
         data["name"] = f"{self.spec.name}/{run.name}"
-        data["data"]["train"] = pool_dirs(self)
+        # A family classifier learns from maps whose family is known: pseudo-labelled test maps
+        # (network predictions, family unknown) stay out of its data.
+        data["data"]["train"] = pool_dirs(self, pseudo=data.get("task", "velocity") != "family")
         data["data"]["val"] = []
         data["data"]["survey"] = self.spec.survey or data["data"]["survey"]
         data["folds"] = {"k": self.spec.folds.k, "val_fold": run.val_fold,

@@ -40,12 +40,15 @@ STAGES: Registry[Stage] = Registry("experiment stage")
 SUBMISSION_FILES = {"speed-structure": "submission.npz", "kaggle-gwi": "submission.csv"}
 
 
-def pool_dirs(ctx) -> list[str]:
-    """The training pool: the ``--train`` folders plus the generated data, when there is some."""
+def pool_dirs(ctx, pseudo: bool = True) -> list[str]:
+    """The training pool: the ``--train`` folders plus the generated data, when there is some,
+    and (``pseudo``) the pseudo-labelled rounds so far."""
     dirs = [str(p) for p in ctx.train_dirs]
     generated = ctx.out / "generated"
     if ctx.spec.generate is not None and ctx.spec.generate.n > 0:
         dirs.append(str(generated))
+    if not pseudo:
+        return dirs
     # Pseudo-labelled test maps of finished ``pseudo_label`` rounds (training only: fold -1).
     labelled = ctx.state.data["runs"].get("pseudo_label", {})
     rounds = sorted(int(k.split("-")[1]) for k in labelled if k.endswith("-labels"))
