@@ -251,3 +251,41 @@ def test_one_gather_misfit_for_fwi_and_qc():
     per_sample, per_shot = relative_misfit(simulated.numpy(), observed.numpy())
     np.testing.assert_allclose(per_sample, relative_l2(simulated, observed).numpy())
     np.testing.assert_allclose(per_shot, [[1.0, 0.0], [0.0, 0.0]])
+
+
+# ---- the family from a classifier ----------------------------------------------------------
+def test_classifier_names_each_samples_family_for_prior_auto(tmp_path, tiny_survey):
+    """``FwiConfig.classifier`` (``seisinv fwi --classifier RUN``): a tiny ``task: family`` run
+    names each sample's family from its start; the prior follows that family and fwi/<id>.json
+    records family, source and reason."""
+    from test_training import tiny_config, write_dataset
+
+    from seisinv.fwi import read_histories, run_fwi
+    from seisinv.fwi.job import initial_model
+    from seisinv.fwi.priors import FAMILY_PRIORS
+    from seisinv.models.family_classifier import classify
+    from seisinv.training.run import load_run
+    from seisinv.training.trainer import train
+
+    data = write_dataset(tmp_path / "data", tiny_survey, n=2)
+    train(tiny_config(data, f"data.train=[{data['FlatVel_A']}, {data['CurveVel_A']}]",
+                      "data.val=[]", "folds.k=2", "folds.val_fold=0", "task=family",
+                      "model.name=family_classifier", 'model.options={"width": 2, "depth": 1}',
+                      "batch_size=2", "steps=2", "ema.enabled=false", "checkpoint={}"),
+          tmp_path / "run")
+    model = load_run(tmp_path / "run", device="cpu").model
+    config = FwiConfig(iters=1, classifier=str(tmp_path / "run"), device="cpu")
+    run_fwi(data["CurveVel_A"], tiny_survey, "smooth", tmp_path / "fwi", config, limit=2,
+            progress=False)
+    histories = read_histories(tmp_path / "fwi")
+    assert len(histories) == 2
+    start = initial_model("smooth", tiny_survey, histories[0]["id"], 0.0)
+    expected = classify(model, start)[0]
+    for record in histories:
+        assert record["family"] == expected and record["family_source"] == "classifier"
+        assert record["prior"] == FAMILY_PRIORS[canonical_family(expected)]
+        assert f"from the classifier {expected}" in record["prior_reason"]
+    with pytest.raises(ConfigError, match="classifier needs optimizer lbfgs"):
+        from seisinv.fwi import fwi_config
+
+        fwi_config({"optimizer": "adam", "classifier": "run"})
