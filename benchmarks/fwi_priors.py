@@ -89,6 +89,19 @@ def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
     return sets
 
 
+def conventions(simulated, observed) -> str:
+    """Amplitude, timing and residual of one sample's ``(shots, nt, receivers)`` simulated
+    gathers against observed ones: the least-squares amplitude factor, the integer time lag
+    (-3..3 samples) that fits best, and the relative L2 residual."""
+    import torch
+
+    scale = float((simulated * observed).sum() / (simulated * simulated).sum())
+    residual = {lag: float((torch.roll(simulated, lag, dims=1) - observed).norm()
+                           / observed.norm()) for lag in range(-3, 4)}
+    lag = min(residual, key=residual.get)
+    return f"amplitude x{scale:.4f}, best lag {lag:+d} samples, relative L2 {residual[0]:.2%}"
+
+
 def train_tiny_network(args, survey, families: list[str]):
     """A tiny InversionNet trained briefly on generated data (float32, CPU)."""
     import torch
@@ -167,6 +180,7 @@ def run(args) -> int:
     import torch
 
     from seisinv.fwi import FwiConfig, invert
+    from seisinv.fwi.invert import inversion_survey
     from seisinv.fwi.precondition import gaussian_smooth
     from seisinv.fwi.priors import choose_prior, lateral_variation
     from seisinv.physics import simulate
@@ -223,8 +237,9 @@ def run(args) -> int:
                         families=[family] * len(truth))
         wall = time.perf_counter() - started
         with torch.no_grad():  # the floor the modelling error (and noise) sets
-            floor = MISFITS.get(config.misfit)(
-                simulate(truth, survey, device=args.device, dtype=torch.float64), observed)
+            at_truth = simulate(truth, inversion_survey(survey, config), device=args.device,
+                                dtype=torch.float64)
+            floor = MISFITS.get(config.misfit)(at_truth, observed)
         before = np.abs(start - truth).reshape(len(truth), -1).mean(1)
         after = np.abs(result.velocity - truth).reshape(len(truth), -1).mean(1)
         used = result.prior[0] if result.prior else "adam"
@@ -238,9 +253,11 @@ def run(args) -> int:
             for b in range(len(truth)):
                 print(f"    sample {b}: MAE {before[b]:.1f} -> {after[b]:.1f}, lateral variation "
                       f"of the start {lateral_variation(start[b]):.3f}, "
-                      f"stop {result.stop[b] if result.stop else 'iterations'}")
+                      f"stop {result.stop[b] if result.stop else 'iterations'}; observed vs "
+                      f"simulated at the truth: {conventions(at_truth[b], observed[b])}")
     if args.costs:
         gauss_newton_costs(survey, args.device)
+        precision_costs(survey, args.device, args.boundary_width)
     return 0
 
 
@@ -285,6 +302,45 @@ def gauss_newton_costs(survey, device: str) -> None:
           f"{(born_s + gradient_s) / gradient_s:.1f} k gradients; an L-BFGS iteration ~1.1.")
 
 
+def precision_costs(survey, device: str, width: int) -> None:
+    """Seconds per forward and per misfit gradient in float64 and in float32 simulation (the
+    ``mixed`` precision: float32 wavefields inside a float64 misfit), and how far the float32
+    gradient is from the float64 one (relative L2), on a generated flat map from a blurred start."""
+    import torch
+
+    from seisinv.fwi.precondition import gaussian_smooth
+    from seisinv.geology.sampling import velocity_sample
+    from seisinv.physics import simulate
+    from seisinv.physics.misfit import l2_misfit
+
+    survey = survey.replace(simulation=survey.simulation.model_copy(
+        update={"boundary_width": max(width, survey.simulation.boundary_width)}))
+    truth = torch.from_numpy(velocity_sample("flat", survey, 1000)[None].astype(np.float64))
+    observed = simulate(truth, survey, device=device, dtype=torch.float64)
+    start = gaussian_smooth(truth, 3.0)
+    grads, rows = {}, []
+    for dtype in (torch.float64, torch.float32):
+        forward_s, gradient_s = [], []
+        for _ in range(3):
+            v = start.clone().requires_grad_(True)
+            began = time.perf_counter()
+            with torch.no_grad():
+                simulate(v.to(dtype), survey, device=device, dtype=dtype)
+            forward_s.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            simulated = simulate(v.to(dtype), survey, device=device, dtype=dtype).double()
+            (grad,) = torch.autograd.grad(l2_misfit(simulated, observed).sum(), v)
+            gradient_s.append(time.perf_counter() - began)
+        grads[dtype] = grad
+        rows.append(f"{str(dtype)[6:]} forward {np.median(forward_s):.2f} s, gradient "
+                    f"{np.median(gradient_s):.2f} s")
+    difference = float((grads[torch.float32] - grads[torch.float64]).norm()
+                       / grads[torch.float64].norm())
+    print(f"simulation precision, one OpenFWI sample ({device}, {survey.simulation.boundary_width}"
+          f"-cell PML, medians of 3): {'; '.join(rows)}; float32 gradient vs float64: "
+          f"{difference:.1e} relative L2")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="flat + curved, 1 sample, 10 iters")
@@ -304,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="adam: the first-order loop with its defaults, for comparison")
     parser.add_argument("--train-samples", type=int, default=160)
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--costs", action="store_true", help="time gradient vs Born forward")
+    parser.add_argument("--costs", action="store_true",
+                        help="time gradient vs Born forward, float64 vs float32 simulation")
     parser.add_argument("--observed", choices=OBSERVED, default="openfwi",
                         help="observed data: OpenFWI's scheme (openfwi_reference), deepwave 8th "
                         "order with a 40-cell PML, or the inversion's own simulator")
