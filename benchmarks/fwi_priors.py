@@ -83,7 +83,8 @@ def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
         with np.load(real) as data:
             for name, family in REAL_FAMILIES.items():
                 if name in data and name in args.real_names.split(","):
-                    sets.append((name, family, "real OpenFWI", data[name][: args.real]))
+                    maps = data[name][args.real_start: args.real_start + args.real]
+                    sets.append((name, family, "real OpenFWI", maps))
     elif args.real > 0:
         print(f"({real} not found: real maps skipped)")
     return sets
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="flat + curved, 1 sample, 10 iters")
     parser.add_argument("--families", default="flat,curved,flatfault,curvefault,style")
     parser.add_argument("--real", type=int, default=1, help="real OpenFWI maps per family")
+    parser.add_argument("--real-start", type=int, default=0, help="index of the first real map")
     parser.add_argument("--real-maps", default=str(REAL_MAPS))
     parser.add_argument("--real-names", default=",".join(REAL_FAMILIES))
     parser.add_argument("--samples", type=int, default=1, help="generated maps per family")
