@@ -222,7 +222,10 @@ class GaussianProcess(Prior):
 # ---- choice per sample -----------------------------------------------------------------------
 # Prior and weight per velocity family (seisinv's family names; OpenFWI names map onto them in
 # ``canonical_family``). The prior per family follows the 2nd place; the weights are seisinv's
-# choice, tuned on benchmarks/fwi_priors.py (generated OpenFWI-like maps, CPU).
+# choice, tuned on benchmarks/fwi_priors.py (CPU): tv1d 1e-4 on real FlatVel_A maps against
+# OpenFWI's own scheme (1e-6 let Gauss-Newton fit the modelling error, 1e-3 shrank the deepest
+# contrast; docs/fwi.md); gp 1e-5 on a generated style map (1e-4 and 1e-2 did worse). The
+# penalties are means over rows or cells, so a weight depends on the grid size.
 FAMILY_PRIORS: dict[str, str] = {
     "flat": "tv1d",
     "curved": "tv2d",
