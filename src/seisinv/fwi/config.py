@@ -83,7 +83,7 @@ class FwiConfig(BaseModel):
         "finite-difference Jacobian stays float64); float32 (everything)."))
     boundary_width: int | None = Field(20, ge=0, description=(
         "Absorbing layer of FWI's simulation in cells, at least (the survey's own when wider; "
-        "None: the survey's). 20 against the openfwi preset's 8: a 10x lower misfit floor "
+        "0 or None: the survey's). 20 against the openfwi preset's 8: a 10x lower misfit floor "
         "against OpenFWI's own data (docs/fwi.md), 1.5x the cell updates."))
     lr: float = Field(0.3, gt=0, description=(
         "Adam step size in the bounded (logit) parameter: a mid-range cell moves up to "
