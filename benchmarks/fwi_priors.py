@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0, help="noise std / data RMS")
     parser.add_argument("--prior", default="auto")
     parser.add_argument("--prior-strength", type=float, default=None)
-    parser.add_argument("--gauss-newton", type=int, default=6, help="steps for tv1d samples")
+    parser.add_argument("--gauss-newton", type=int, default=20, help="steps for tv1d samples")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
                         help="adam: the first-order loop with its defaults, for comparison")
     parser.add_argument("--train-samples", type=int, default=160)
