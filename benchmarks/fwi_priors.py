@@ -55,8 +55,9 @@ REAL_FAMILIES = {"FlatVel_A": "flat", "CurveVel_A": "curved"}
 OBSERVED = ("openfwi", "eighth-order", "same")
 
 
-def observed_gathers(truth, survey, kind: str, device: str):
-    """``(n, shots, nt, receivers)`` float64 observed data of ``truth`` (m/s) for ``--observed``."""
+def observed_gathers(truth, survey, kind: str, device: str, inversion):
+    """``(n, shots, nt, receivers)`` float64 observed data of ``truth`` (m/s) for ``--observed``;
+    ``inversion`` is the survey the inversion simulates with (``same`` uses it)."""
     import torch
 
     from seisinv.physics import openfwi_reference, simulate
@@ -66,7 +67,8 @@ def observed_gathers(truth, survey, kind: str, device: str):
     if kind == "eighth-order":
         survey = survey.replace(simulation=survey.simulation.model_copy(
             update={"accuracy": 8, "boundary_width": 40}))
-    return simulate(truth, survey, device=device, dtype=torch.float64)
+    return simulate(truth, inversion if kind == "same" else survey, device=device,
+                    dtype=torch.float64)
 
 
 def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
@@ -222,7 +224,8 @@ def run(args) -> int:
     rng = np.random.default_rng(args.seed)
     for label, family, source, truth in sets:
         truth = truth.astype(np.float64)
-        observed = observed_gathers(truth, survey, args.observed, args.device)
+        observed = observed_gathers(truth, survey, args.observed, args.device,
+                                    inversion_survey(survey, config))
         if args.noise:
             rms = observed.pow(2).flatten(1).mean(1).sqrt().reshape(-1, 1, 1, 1)
             noise = torch.from_numpy(rng.standard_normal(tuple(observed.shape)))
