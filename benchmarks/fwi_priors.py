@@ -5,9 +5,14 @@ What it does, on the OpenFWI survey (70 x 70 cells at 10 m, 5 shots x 1000 sampl
 - test maps: generated maps of each family (``seisinv.geology``: flat, curved, flatfault,
   curvefault, style) and real OpenFWI maps (``../shared/data/openfwi_real_train_maps.npz``:
   FlatVel_A, CurveVel_A; training maps of OpenFWI, any of them is a fair test map for physics);
-- observed data simulated with *other numerics* than the inversion (8th-order stencil and a
-  40-cell absorbing layer against the inversion's 4th order and 20 cells), float64, optionally
-  with Gaussian noise (``--noise``: standard deviation as a fraction of each sample's data RMS);
+- observed data from another implementation than the inversion's (``--observed``):
+  ``openfwi`` (default, the realistic case): ``seisinv.physics.openfwi_reference``, OpenFWI's own
+  scheme (120-cell replicated, damped sponge, periodic stencil), which made the OpenFWI / Kaggle
+  data; ``eighth-order``: deepwave with an 8th-order stencil and a 40-cell PML (a harsher stress
+  test of the stencil); ``same``: the inversion's own simulator (the inverse crime); optionally
+  with Gaussian noise (``--noise``: standard deviation as a fraction of each sample's data RMS).
+  Each row prints the misfit of the *true* map against the observed data (the floor the
+  modelling error sets) beside the start's;
 - starts: ``blurred`` (the truth smoothed by a Gaussian of ``--sigma`` cells, the blur a good
   network leaves) or ``network`` (a tiny InversionNet, width 0.25, trained here for
   ``--train-steps`` Adam steps on ``--train-samples`` generated maps of the same families:
@@ -47,10 +52,23 @@ REAL_MAPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / \
 REAL_FAMILIES = {"FlatVel_A": "flat", "CurveVel_A": "curved"}
 
 
-def observed_survey(survey):
-    """The survey with other numerics for the observed data (8th order, 40-cell PML)."""
-    return survey.replace(simulation=survey.simulation.model_copy(
-        update={"accuracy": 8, "boundary_width": 40}))
+OBSERVED = ("openfwi", "eighth-order", "same")
+
+
+def observed_gathers(truth, survey, kind: str, device: str, inversion):
+    """``(n, shots, nt, receivers)`` float64 observed data of ``truth`` (m/s) for ``--observed``;
+    ``inversion`` is the survey the inversion simulates with (``same`` uses it)."""
+    import torch
+
+    from seisinv.physics import openfwi_reference, simulate
+
+    if kind == "openfwi":
+        return openfwi_reference(truth, survey).to(device=device, dtype=torch.float64)
+    if kind == "eighth-order":
+        survey = survey.replace(simulation=survey.simulation.model_copy(
+            update={"accuracy": 8, "boundary_width": 40}))
+    return simulate(truth, inversion if kind == "same" else survey, device=device,
+                    dtype=torch.float64)
 
 
 def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
@@ -67,10 +85,24 @@ def test_maps(args, survey) -> list[tuple[str, str, str, np.ndarray]]:
         with np.load(real) as data:
             for name, family in REAL_FAMILIES.items():
                 if name in data and name in args.real_names.split(","):
-                    sets.append((name, family, "real OpenFWI", data[name][: args.real]))
+                    maps = data[name][args.real_start: args.real_start + args.real]
+                    sets.append((name, family, "real OpenFWI", maps))
     elif args.real > 0:
         print(f"({real} not found: real maps skipped)")
     return sets
+
+
+def conventions(simulated, observed) -> str:
+    """Amplitude, timing and residual of one sample's ``(shots, nt, receivers)`` simulated
+    gathers against observed ones: the least-squares amplitude factor, the integer time lag
+    (-3..3 samples) that fits best, and the relative L2 residual."""
+    import torch
+
+    scale = float((simulated * observed).sum() / (simulated * simulated).sum())
+    residual = {lag: float((torch.roll(simulated, lag, dims=1) - observed).norm()
+                           / observed.norm()) for lag in range(-3, 4)}
+    lag = min(residual, key=residual.get)
+    return f"amplitude x{scale:.4f}, best lag {lag:+d} samples, relative L2 {residual[0]:.2%}"
 
 
 def train_tiny_network(args, survey, families: list[str]):
@@ -122,7 +154,7 @@ def run_speed_structure(args) -> int:
 
     torch.set_num_threads(args.threads)
     survey = SPEED_STRUCTURE
-    dtype = torch.float64 if args.precision == "float64" else torch.float32
+    dtype = torch.float32 if args.precision == "float32" else torch.float64
     # Observed on a 2 m internal grid, inversion on the preset's 4 m grid: other numerics.
     fine = survey.replace(simulation=survey.simulation.model_copy(update={"coarsen": 2}))
     for family in [f for f in args.families.split(",") if f]:
@@ -151,14 +183,15 @@ def run(args) -> int:
     import torch
 
     from seisinv.fwi import FwiConfig, invert
+    from seisinv.fwi.invert import inversion_survey
     from seisinv.fwi.precondition import gaussian_smooth
     from seisinv.fwi.priors import choose_prior, lateral_variation
     from seisinv.physics import simulate
+    from seisinv.physics.misfit import MISFITS
     from seisinv.survey import OPENFWI
 
     torch.set_num_threads(args.threads)
     survey = OPENFWI
-    obs_survey = survey if args.same_numerics else observed_survey(survey)
     sets = test_maps(args, survey)
     predict = None
     if args.start == "network":
@@ -169,23 +202,30 @@ def run(args) -> int:
     else:
         config = FwiConfig(iters=args.iters, optimizer="lbfgs", prior=args.prior,
                            prior_strength=args.prior_strength, device=args.device,
-                           batch_size=args.samples, gauss_newton=args.gauss_newton)
-    numerics = "same numerics" if args.same_numerics else "8th order, 40-cell PML"
+                           batch_size=args.samples, gauss_newton=args.gauss_newton,
+                           rounds=args.rounds, precision=args.precision,
+                           boundary_width=args.boundary_width)
+    numerics = {"openfwi": "openfwi_reference (OpenFWI's sponge scheme)",
+                "eighth-order": "deepwave 8th order, 40-cell PML",
+                "same": "the inversion's own simulator"}[args.observed]
     print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: {numerics}, "
           f"float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
           f"inversion: {survey.simulation.accuracy}th order, "
-          f"{survey.simulation.boundary_width}-cell PML, L-BFGS {args.iters} iterations "
+          f"{max(survey.simulation.boundary_width, args.boundary_width)}-cell PML, "
+          f"{args.precision}, L-BFGS {args.iters} iterations in {args.rounds} round(s) "
           f"(+ up to {args.gauss_newton} Gauss-Newton steps for tv1d), "
           f"prior {args.prior}; start {args.start}"
           + (f" (Gaussian sigma {args.sigma:g} cells)" if args.start == "blurred" else ""))
     header = (f"{'maps':<12} {'source':<13} {'n':>2} {'prior':<6} {'rule':<6} {'MAE start':>9} "
-              f"{'MAE end':>8} {'cut':>6} {'s/sample':>9} {'sims':>5}")
+              f"{'MAE end':>8} {'cut':>6} {'s/sample':>9} {'sims':>5} {'misfit truth':>12} "
+              f"{'start':>8} {'end':>8}")
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(args.seed)
     for label, family, source, truth in sets:
         truth = truth.astype(np.float64)
-        observed = simulate(truth, obs_survey, device=args.device, dtype=torch.float64)
+        observed = observed_gathers(truth, survey, args.observed, args.device,
+                                    inversion_survey(survey, config))
         if args.noise:
             rms = observed.pow(2).flatten(1).mean(1).sqrt().reshape(-1, 1, 1, 1)
             noise = torch.from_numpy(rng.standard_normal(tuple(observed.shape)))
@@ -200,6 +240,10 @@ def run(args) -> int:
         result = invert(observed, start, survey, config, true_velocity=truth,
                         families=[family] * len(truth))
         wall = time.perf_counter() - started
+        with torch.no_grad():  # the floor the modelling error (and noise) sets
+            at_truth = simulate(truth, inversion_survey(survey, config), device=args.device,
+                                dtype=torch.float64)
+            floor = MISFITS.get(config.misfit)(at_truth, observed)
         before = np.abs(start - truth).reshape(len(truth), -1).mean(1)
         after = np.abs(result.velocity - truth).reshape(len(truth), -1).mean(1)
         used = result.prior[0] if result.prior else "adam"
@@ -207,14 +251,17 @@ def run(args) -> int:
         print(f"{label:<12} {source:<13} {len(truth):>2} {used:<6} "
               f"{'/'.join(sorted(set(rule))):<6} {before.mean():9.1f} {after.mean():8.1f} "
               f"{before.mean() / max(after.mean(), 1e-9):5.1f}x {wall / len(truth):9.1f} "
-              f"{sims:5.0f}", flush=True)
+              f"{sims:5.0f} {float(floor.mean()):12.2e} {result.misfit_start.mean():8.2e} "
+              f"{result.misfit_end.mean():8.2e}", flush=True)
         if args.verbose:
             for b in range(len(truth)):
                 print(f"    sample {b}: MAE {before[b]:.1f} -> {after[b]:.1f}, lateral variation "
                       f"of the start {lateral_variation(start[b]):.3f}, "
-                      f"stop {result.stop[b] if result.stop else 'iterations'}")
+                      f"stop {result.stop[b] if result.stop else 'iterations'}; observed vs "
+                      f"simulated at the truth: {conventions(at_truth[b], observed[b])}")
     if args.costs:
         gauss_newton_costs(survey, args.device)
+        precision_costs(survey, args.device, args.boundary_width)
     return 0
 
 
@@ -259,11 +306,51 @@ def gauss_newton_costs(survey, device: str) -> None:
           f"{(born_s + gradient_s) / gradient_s:.1f} k gradients; an L-BFGS iteration ~1.1.")
 
 
+def precision_costs(survey, device: str, width: int) -> None:
+    """Seconds per forward and per misfit gradient in float64 and in float32 simulation (the
+    ``mixed`` precision: float32 wavefields inside a float64 misfit), and how far the float32
+    gradient is from the float64 one (relative L2), on a generated flat map from a blurred start."""
+    import torch
+
+    from seisinv.fwi.precondition import gaussian_smooth
+    from seisinv.geology.sampling import velocity_sample
+    from seisinv.physics import simulate
+    from seisinv.physics.misfit import l2_misfit
+
+    survey = survey.replace(simulation=survey.simulation.model_copy(
+        update={"boundary_width": max(width, survey.simulation.boundary_width)}))
+    truth = torch.from_numpy(velocity_sample("flat", survey, 1000)[None].astype(np.float64))
+    observed = simulate(truth, survey, device=device, dtype=torch.float64)
+    start = gaussian_smooth(truth, 3.0)
+    grads, rows = {}, []
+    for dtype in (torch.float64, torch.float32):
+        forward_s, gradient_s = [], []
+        for _ in range(3):
+            v = start.clone().requires_grad_(True)
+            began = time.perf_counter()
+            with torch.no_grad():
+                simulate(v.to(dtype), survey, device=device, dtype=dtype)
+            forward_s.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            simulated = simulate(v.to(dtype), survey, device=device, dtype=dtype).double()
+            (grad,) = torch.autograd.grad(l2_misfit(simulated, observed).sum(), v)
+            gradient_s.append(time.perf_counter() - began)
+        grads[dtype] = grad
+        rows.append(f"{str(dtype)[6:]} forward {np.median(forward_s):.2f} s, gradient "
+                    f"{np.median(gradient_s):.2f} s")
+    difference = float((grads[torch.float32] - grads[torch.float64]).norm()
+                       / grads[torch.float64].norm())
+    print(f"simulation precision, one OpenFWI sample ({device}, {survey.simulation.boundary_width}"
+          f"-cell PML, medians of 3): {'; '.join(rows)}; float32 gradient vs float64: "
+          f"{difference:.1e} relative L2")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="flat + curved, 1 sample, 10 iters")
     parser.add_argument("--families", default="flat,curved,flatfault,curvefault,style")
     parser.add_argument("--real", type=int, default=1, help="real OpenFWI maps per family")
+    parser.add_argument("--real-start", type=int, default=0, help="index of the first real map")
     parser.add_argument("--real-maps", default=str(REAL_MAPS))
     parser.add_argument("--real-names", default=",".join(REAL_FAMILIES))
     parser.add_argument("--samples", type=int, default=1, help="generated maps per family")
@@ -273,20 +360,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0, help="noise std / data RMS")
     parser.add_argument("--prior", default="auto")
     parser.add_argument("--prior-strength", type=float, default=None)
-    parser.add_argument("--gauss-newton", type=int, default=6, help="steps for tv1d samples")
+    parser.add_argument("--gauss-newton", type=int, default=20, help="steps for tv1d samples")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
                         help="adam: the first-order loop with its defaults, for comparison")
     parser.add_argument("--train-samples", type=int, default=160)
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--costs", action="store_true", help="time gradient vs Born forward")
-    parser.add_argument("--same-numerics", action="store_true",
-                        help="observed data from the inversion's own simulator (inverse crime)")
+    parser.add_argument("--costs", action="store_true",
+                        help="time gradient vs Born forward, float64 vs float32 simulation")
+    parser.add_argument("--observed", choices=OBSERVED, default="openfwi",
+                        help="observed data: OpenFWI's scheme (openfwi_reference), deepwave 8th "
+                        "order with a 40-cell PML, or the inversion's own simulator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--survey", choices=("openfwi", "speed-structure"), default="openfwi")
-    parser.add_argument("--precision", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--precision", choices=("float64", "mixed", "float32"),
+                        default="float64")
+    parser.add_argument("--rounds", type=int, default=1, help="L-BFGS restarts")
+    parser.add_argument("--boundary-width", type=int, default=20,
+                        help="absorbing layer of the inversion, cells")
     args = parser.parse_args(argv)
     if args.quick:
         args.families, args.real, args.samples, args.iters = "flat,curved", 0, 1, 10

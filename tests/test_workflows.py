@@ -203,8 +203,8 @@ def test_readme_pipeline(openfwi, tmp_path):
     assert "MAE" in cli("evaluate", pred, "--truth", test)
     cli("qc", pred, "--data", test)
     assert (pred / "qc.json").is_file()
-    cli("fwi", "--data", test, "--survey", "openfwi", "--init", pred, "--iters", 1, "--out", fwi,
-        "--no-progress")
+    cli("fwi", "--data", test, "--survey", "openfwi", "--init", pred, "--iters", 1,
+        "--gauss-newton", 0, "--out", fwi, "--no-progress")  # no 25-gradient steps for flat
     cli("ensemble", pred, fwi, "--method", "mean", "--out", ens)
     assert sorted(PredictionStore(ens).ids()) == sorted(PredictionStore(pred).ids())
     cli("submit", ens, "--format", "kaggle-gwi", "--out", tmp_path / "submission.csv",

@@ -12,7 +12,8 @@ Public API::
 Modules: ``config`` (settings), ``invert`` (entry point and the Adam loop), ``quasi_newton``
 (float64 L-BFGS with a prior per sample, the default), ``lbfgs`` (batched L-BFGS, strong-Wolfe
 line search per sample), ``gauss_newton`` (steps for small priors), ``priors`` (``tv1d``,
-``tv2d``, ``gp``, ``none``; ``choose_prior``), ``batching`` (batch size), ``misfit`` (re-export
+``tv2d``, ``gp``, ``none``; ``choose_prior``), ``family`` (each sample's family from a family
+classifier run), ``batching`` (batch size), ``misfit`` (re-export
 of ``seisinv.physics.misfit``), ``signal``
 (low-pass, wavelet estimation), ``precondition`` (gradient smoothing, regularisation),
 ``initial`` (starting models), ``coarse`` (inverting on a decimated grid), ``job`` (datasets,

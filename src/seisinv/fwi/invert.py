@@ -50,6 +50,8 @@ class FwiResult:
         prior, prior_reason: per sample, the prior used and why (L-BFGS; ``"none"`` for Adam).
         stop: per sample, why each L-BFGS run stopped (one entry per band and round).
         iterations, evaluations: per sample, accepted iterations and simulations (L-BFGS).
+        family, family_source: per sample, the family the prior was chosen for (None: unknown)
+            and where it came from (``"classifier"``, ``"label"`` or None; L-BFGS).
     """
 
     velocity: np.ndarray
@@ -65,6 +67,8 @@ class FwiResult:
     stop: list[list[str]] | None = None
     iterations: list[int] | None = None
     evaluations: list[int] | None = None
+    family: list[str | None] | None = None
+    family_source: list[str | None] | None = None
 
 
 class BoundedModel(torch.nn.Module):
@@ -97,6 +101,15 @@ class BoundedModel(torch.nn.Module):
             v = F.interpolate(v.unsqueeze(1), size=self.shape, mode="bilinear",
                               align_corners=True).squeeze(1)
         return v
+
+
+def inversion_survey(survey: Survey, config: FwiConfig) -> Survey:
+    """``survey`` with at least ``config.boundary_width`` cells of absorbing layer."""
+    width = config.boundary_width
+    if width is None or width <= survey.simulation.boundary_width:
+        return survey
+    return survey.replace(simulation=survey.simulation.model_copy(
+        update={"boundary_width": width}))
 
 
 def physics_forward(survey: Survey, device: torch.device) -> Forward:
@@ -152,7 +165,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
            forward: Forward | None = None,
            on_iteration: Callable[[int, np.ndarray], None] | None = None,
            families: Sequence[str | None] | None = None,
-           informative_start: bool = True) -> FwiResult:
+           informative_start: bool = True,
+           classifier: str | torch.nn.Module | None = None) -> FwiResult:
     """Full-waveform inversion of a batch of samples sharing one survey.
 
     Args:
@@ -169,6 +183,8 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
         families: optional velocity family per sample (``prior auto`` uses it when given).
         informative_start: False when ``initial`` is a generic start (smooth, gradient) rather
             than a prediction (``seisinv.fwi.priors.choose_prior``).
+        classifier: a family-classifier run directory or loaded model naming each sample's
+            family from its start (default ``config.classifier``); it overrides ``families``.
 
     Returns:
         An ``FwiResult``; the velocity stays inside ``[survey.vmin, survey.vmax]``.
@@ -180,21 +196,24 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     obs = torch.as_tensor(observed).to(device)
     dtype = obs.dtype if obs.dtype in (torch.float32, torch.float64) else torch.float32
     if config.optimizer == "lbfgs":
-        dtype = torch.float64 if config.precision == "float64" else torch.float32
+        dtype = torch.float32 if config.precision == "float32" else torch.float64
     obs = obs.to(dtype)
     start = torch.as_tensor(initial).to(device=device, dtype=dtype)
     _check_inputs(obs, start, survey, config)
     if forward is None:
-        forward = physics_forward(survey, device)
+        forward = physics_forward(inversion_survey(survey, config), device)
     misfit_fn = MISFITS.get(config.misfit)
     regularizer = REGULARIZERS.get(config.regularization)
     mask_rows = config.mask_rows if config.mask_rows is not None else default_mask_rows(survey)
     if config.optimizer == "lbfgs":
+        from seisinv.fwi.family import sample_families
         from seisinv.fwi.quasi_newton import invert_lbfgs
 
         truth = None if true_velocity is None else torch.as_tensor(true_velocity).to(device, dtype)
+        families, sources = sample_families(
+            start, families, classifier if classifier is not None else config.classifier)
         fields = invert_lbfgs(obs, start, survey, config, forward, mask_rows=mask_rows,
-                              truth=truth, families=families,
+                              truth=truth, families=families, family_sources=sources,
                               informative_start=informative_start, on_iteration=on_iteration)
         fields["wall_s"] = time.perf_counter() - started
         return FwiResult(**fields)

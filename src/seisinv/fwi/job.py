@@ -87,6 +87,9 @@ def history_record(result: FwiResult, index: int, sample_id: str) -> dict:
         record["stop"] = result.stop[index]
         record["iterations_done"] = result.iterations[index]
         record["simulations"] = result.evaluations[index]
+    if result.family is not None:
+        record["family"] = result.family[index]
+        record["family_source"] = result.family_source[index]
     return record
 
 
@@ -195,7 +198,7 @@ def _invert_into(out, source, survey, init, config, indices, settings, smooth_si
     from seisinv.fwi.batching import resolve_batch_size
     from seisinv.runtime import resolve_device
 
-    itemsize = 8 if config.optimizer == "lbfgs" and config.precision == "float64" else 4
+    itemsize = 8 if config.optimizer == "lbfgs" and config.precision != "float32" else 4
     batch = resolve_batch_size(config.batch_size, survey, resolve_device(config.device), itemsize)
     inverted: list[str] = []
     with progress_bar(disable=not progress) as bar:

@@ -4,7 +4,8 @@ Per sample the prior (``seisinv.fwi.priors``) is chosen (``--prior auto``) or gi
 share a prior are optimised together by ``seisinv.fwi.lbfgs.minimize`` (one batched simulation
 per evaluation, a line search per sample). The model is ``v = vmin + (vmax - vmin) clamp(u, 0, 1)``
 with ``u`` the prior's model in range units; the arithmetic is float64 unless
-``precision="float32"``. Each band (``bands``) is one or more L-BFGS runs (``rounds``), each
+``precision`` says otherwise (``mixed``: float32 wave simulation inside a float64 objective
+and optimiser). Each band (``bands``) is one or more L-BFGS runs (``rounds``), each
 restarting the curvature history and re-scaling every sample's objective to 1 at its start.
 """
 
@@ -30,13 +31,21 @@ log = logging.getLogger(__name__)
 
 def prior_choices(start: torch.Tensor, config: FwiConfig,
                   families: Sequence[str | None] | None = None,
-                  informative_start: bool = True) -> list[tuple[str, str]]:
-    """``(prior, reason)`` per sample of a ``(batch, nz, nx)`` start (see ``choose_prior``)."""
+                  informative_start: bool = True,
+                  sources: Sequence[str | None] | None = None) -> list[tuple[str, str]]:
+    """``(prior, reason)`` per sample of a ``(batch, nz, nx)`` start (see ``choose_prior``);
+    ``sources`` (e.g. ``"classifier"``) is added to a reason that names the family."""
     families = list(families) if families is not None else [None] * start.shape[0]
+    sources = list(sources) if sources is not None else [None] * start.shape[0]
     if config.prior != "auto":
         return [(config.prior, "set by prior")] * start.shape[0]
-    return [choose_prior(start[b], families[b], informative_start)
-            for b in range(start.shape[0])]
+    choices = []
+    for b in range(start.shape[0]):
+        name, reason = choose_prior(start[b], families[b], informative_start)
+        if sources[b] and reason.startswith("family"):
+            reason = f"{reason} (from the {sources[b]} {families[b]})"
+        choices.append((name, reason))
+    return choices
 
 
 def prior_settings(config: FwiConfig, name: str, family: str | None) -> PriorSettings:
@@ -54,6 +63,7 @@ def prior_settings(config: FwiConfig, name: str, family: str | None) -> PriorSet
 def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config: FwiConfig,
                  forward: Callable, *, mask_rows: int, truth: torch.Tensor | None = None,
                  families: Sequence[str | None] | None = None,
+                 family_sources: Sequence[str | None] | None = None,
                  informative_start: bool = True,
                  on_iteration: Callable[[int, np.ndarray], None] | None = None) -> dict:
     """Run the L-BFGS inversion of a batch; returns the fields of an ``FwiResult``.
@@ -67,6 +77,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         mask_rows: top rows held at the start.
         truth: optional ``(batch, nz, nx)`` true model, only to record the model error.
         families: optional family per sample (for ``prior auto`` and the weights).
+        family_sources: where each family came from (``"classifier"``, ``"label"``, None).
         informative_start: False for a generic (smooth, gradient) start (``choose_prior``).
         on_iteration: called once per L-BFGS round of evaluations with its index and the
             current ``(batch,)`` data misfit (progress).
@@ -77,7 +88,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
     span = survey.vmax - survey.vmin
     start_u = (start - survey.vmin) / span
     misfit_fn = MISFITS.get(config.misfit)
-    choices = prior_choices(start, config, families, informative_start)
+    choices = prior_choices(start, config, families, informative_start, family_sources)
     for b, (name, reason) in enumerate(choices):
         log.info("fwi sample %d: prior %s (%s)", b, name, reason)
     gain = None
@@ -85,6 +96,12 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         gain = (torch.arange(survey.nt, device=obs.device, dtype=obs.dtype) / (survey.nt - 1))
         gain = (gain**config.time_gain).reshape(survey.nt, 1)
     rows = torch.arange(survey.nz, device=obs.device).reshape(1, -1, 1)
+    # The L-BFGS objective's simulation: float32 under ``mixed`` (differentiable casts), while
+    # Gauss-Newton's finite differences (steps of 1e-6) keep the float64 ``forward``.
+    def simulate_objective(velocity: torch.Tensor, shots) -> torch.Tensor:
+        if config.precision == "mixed":
+            return forward(velocity.float(), shots).to(velocity.dtype)
+        return forward(velocity, shots)
 
     def in_band(gathers: torch.Tensor, corner: float) -> torch.Tensor:
         """Gathers low-passed at ``corner`` and time-gained, as every misfit here sees them."""
@@ -130,7 +147,7 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
                     theta = theta.detach().requires_grad_(True)
                     u = unit_model(prior, theta, idx, fixed)
                     velocity = survey.vmin + span * u.clamp(0.0, 1.0)
-                    simulated = in_band(forward(velocity, None).to(obs.dtype), corner)
+                    simulated = in_band(simulate_objective(velocity, None).to(obs.dtype), corner)
                     observed_idx = observed_band[torch.as_tensor(members, device=obs.device)[idx]]
                     data = misfit_fn(simulated, observed_idx)
                     total = data + prior.penalty(theta)
@@ -240,4 +257,6 @@ def invert_lbfgs(obs: torch.Tensor, start: torch.Tensor, survey: Survey, config:
         "stop": stops,
         "iterations": iterations,
         "evaluations": evaluations,
+        "family": families,
+        "family_source": list(family_sources) if family_sources is not None else [None] * batch,
     }
