@@ -334,3 +334,28 @@ def test_tv1d_recovers_layers_from_openfwi_reference_data(survey):
     assert before > 100.0
     assert after < 4.0, (before, after, result.stop)
     assert np.abs(result.velocity - truth)[0, :11].max() < 4.0  # the two upper layers
+
+
+def test_classifier_run_retrained_in_the_same_process_is_reloaded(tmp_path, monkeypatch):
+    """The FWI family classifier is cached per checkpoint version, never served stale."""
+    import os
+    import types
+
+    import seisinv.training as training
+    from seisinv.fwi import family
+
+    (tmp_path / "manifest.json").write_text("{}")
+    loads = []
+
+    def fake_load_run(run, device):
+        loads.append(run)
+        return types.SimpleNamespace(model=types.SimpleNamespace(families=["FlatVel_A"]))
+
+    monkeypatch.setattr(training, "load_run", fake_load_run)
+    family._load_classifier_version.cache_clear()
+    first = family._load_classifier(str(tmp_path), "cpu")
+    assert family._load_classifier(str(tmp_path), "cpu") is first and len(loads) == 1
+    stamp = (tmp_path / "manifest.json").stat().st_mtime_ns + 10**9
+    os.utime(tmp_path / "manifest.json", ns=(stamp, stamp))  # a new checkpoint was written
+    assert family._load_classifier(str(tmp_path), "cpu") is not first and len(loads) == 2
+    family._load_classifier_version.cache_clear()

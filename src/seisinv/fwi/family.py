@@ -16,8 +16,19 @@ import torch
 from seisinv.errors import ConfigError
 
 
-@functools.lru_cache(maxsize=4)
 def _load_classifier(run: str, device: str) -> torch.nn.Module:
+    """The run's classifier, loaded once per checkpoint version: the cache key includes the
+    checkpoint folder's manifest time, so a run retrained in the same process is reloaded."""
+    from seisinv.training.checkpoint import MANIFEST
+    from seisinv.training.run import find_checkpoint
+
+    manifest = find_checkpoint(run, "best") / MANIFEST
+    stamp = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    return _load_classifier_version(run, device, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_classifier_version(run: str, device: str, stamp: int) -> torch.nn.Module:
     from seisinv.training import load_run
 
     model = load_run(run, device=device).model
