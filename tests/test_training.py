@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -760,3 +761,42 @@ def test_cli_overwrite_starts_again_in_an_older_run_folder(dataset, tmp_path, mo
     assert code == 0, err
     assert [(e["kind"], e["step"]) for e in _train_entries(run)] == [("train", 1), ("val", 1)]
     assert ckpt.read_checkpoint(run / "checkpoints" / "last").state["counters"]["step"] == 1
+
+
+def test_resume_over_regenerated_data_is_refused_naming_it(dataset, tmp_path, monkeypatch,
+                                                           capsys):
+    """Data regenerated at the same paths (same shapes and sizes, other values) would mix two
+    datasets in one model: the resume is refused, naming the data, unless the user accepts."""
+    import shutil
+
+    from seisinv.training.trainer import train
+
+    data = tmp_path / "data"
+    for name in ("FlatVel_A", "CurveVel_A"):
+        shutil.copytree(dataset[name], data / name)
+    copied = {**dataset, "FlatVel_A": data / "FlatVel_A", "CurveVel_A": data / "CurveVel_A"}
+    config = tiny_config(copied, "steps=2", "batch_size=2", "data.limit=4", "data.val_limit=2")
+    run = tmp_path / "run"
+    assert train(config, run).step == 2
+    saved = ckpt.read_checkpoint(run / "checkpoints" / "last").state["data"]
+    assert saved["train"]["paths"] == [str((data / "FlatVel_A").resolve())]
+    assert saved["train"]["files"] == 2
+
+    gathers = data / "FlatVel_A" / "data1.npy"
+    before = gathers.stat().st_size
+    np.save(gathers, np.load(gathers)[::-1].copy())  # same shape and size, other samples
+    os.utime(gathers, ns=(gathers.stat().st_atime_ns, gathers.stat().st_mtime_ns + 10**9))
+    assert gathers.stat().st_size == before
+    code, err = _cli_lines(monkeypatch, capsys, "train", "--resume", "--out", str(run),
+                           "--set", "steps=3")
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: --resume: the data changed since ")
+    assert "train (files changed)" in err and "val" not in err.split("saved:")[1].split(";")[0]
+    assert "pass --overwrite" in err and "pass --accept-data-change" in err
+    assert ckpt.read_checkpoint(run / "checkpoints" / "last").state["counters"]["step"] == 2
+
+    more = load_config(str(run / "config.yaml"), ["steps=3"])
+    result = train(more, run, resume=True, accept_data_change=True)
+    assert result.step == 3
+    # The new checkpoint records the data it now continues on: a further resume goes ahead.
+    assert train(load_config(str(run / "config.yaml"), ["steps=4"]), run, resume=True).step == 4

@@ -354,7 +354,9 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-def _describe(earlier: dict, now: dict, keys: list[str]) -> str:
+def describe_differences(earlier: dict, now: dict, keys: list[str]) -> str:
+    """One phrase naming the differing ``keys`` (from ``differences``) with both values; a
+    changed fingerprint or checksum reads "(files changed)"."""
     def get(d: dict, dotted: str):
         for part in dotted.split("."):
             d = d.get(part) if isinstance(d, dict) else None
@@ -549,7 +551,7 @@ def claim_output(
                     earlier = read_record(out, is_file) or {}
                     raise OutputError(
                         f"{argument} {out}: was made from other inputs or settings: "
-                        f"{_describe(earlier, _plain(provenance), changed)}; rerun with the same "
+                        f"{describe_differences(earlier, _plain(provenance), changed)}; rerun with the same "
                         "ones to resume, choose another output, or pass overwrite=True to "
                         "start again", argument)
                 log.warning("%s: deleting the earlier output (%s differ), as overwrite asks",

@@ -37,6 +37,11 @@ def register(app: typer.Typer) -> None:
             "there (checkpoints, config.yaml, metrics.jsonl, tb/, ...) and start again. A folder "
             "with other files is refused, never deleted.",
         ),
+        accept_data_change: bool = typer.Option(
+            False, "--accept-data-change", help="With --resume: continue even though the data "
+            "files changed since the last checkpoint (e.g. copied with new modification times); "
+            "without it such a resume is refused, naming what changed.",
+        ),
         list_recipes: bool = typer.Option(False, "--list", help="List packaged recipes and exit."),
     ) -> None:
         """Train a velocity model: config + overrides -> run directory with checkpoints.
@@ -85,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
         # train() locks the run folder and checks it (overlap with the data, other files).
         result = train(cfg, run_dir, resume=resume, overwrite=overwrite,
-                       echo=echo if main else None)
+                       accept_data_change=accept_data_change, echo=echo if main else None)
         if main:
             best = (
                 ""

@@ -101,9 +101,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def checkpoint_state(
-    state: TrainState, optimizer, scaler, survey, pipeline, model, last_val: dict
+    state: TrainState, optimizer, scaler, survey, pipeline, model, last_val: dict,
+    data: dict | None = None,
 ) -> dict:
-    """Everything a checkpoint stores besides the weights (``save_checkpoint``'s ``state``)."""
+    """Everything a checkpoint stores besides the weights (``save_checkpoint``'s ``state``).
+
+    ``data`` is the identity of the training and validation data (``data_identity``), which a
+    resume compares with the data it is given.
+    """
     return {
         "counters": state.to_dict(),
         "optimizer": optimizer.state_dict(),
@@ -113,7 +118,18 @@ def checkpoint_state(
         "pipeline": pipeline.state(),
         "model": model.seisinv_config,
         "val": last_val,
+        "data": data or {},
     }
+
+
+def data_identity(config) -> dict:
+    """Identity of a run's data (``seisinv.outdir.dataset_identity`` of ``config.data.train``
+    and ``config.data.val``: resolved paths, file count, bytes and a fingerprint of every file's
+    size and modification time)."""
+    from seisinv.outdir import dataset_identity
+
+    return {"train": dataset_identity(config.data.train),
+            "val": dataset_identity(config.data.val)}
 
 
 def restore_state(checkpoint: ckpt.Checkpoint, model, ema, optimizer, scaler) -> TrainState:

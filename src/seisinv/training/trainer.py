@@ -58,6 +58,7 @@ from seisinv.outdir import (
     Writes,
     check_out_not_inside_inputs,
     clear_output,
+    describe_differences,
     differences,
     lock_output,
 )
@@ -80,6 +81,7 @@ from seisinv.training.state import (
     TrainState,
     better,
     checkpoint_state,
+    data_identity,
     restore_state,
     rng_state,
     set_rng_state,
@@ -200,6 +202,36 @@ def resumed_config(saved: dict, requested: TrainConfig | None) -> TrainConfig:
     merged = dict(old)
     merged.update({k: new[k] for k in RESUMABLE_CHANGES})
     return config_from_dict(merged, source="resumed config")
+
+
+def check_resumed_data(saved: dict | None, now: dict, source: Path, accept: bool) -> None:
+    """Refuse to resume over data that changed since the checkpoint ``source`` was written.
+
+    Args:
+        saved: the checkpoint's ``data`` entry (``state.data_identity``); None or {} for
+            checkpoints written before seisinv recorded it (then nothing is checked).
+        now: ``data_identity`` of the data the resume would read.
+        accept: continue anyway (logged).
+
+    Raises:
+        ConfigError: the data differ and ``accept`` is False; the message names what changed.
+    """
+    if not saved:
+        log.info("%s records no data identity (an older checkpoint); not compared", source)
+        return
+    keys = differences(saved, json.loads(json.dumps(now)))
+    if not keys:
+        return
+    changed = describe_differences(saved, now, keys)
+    if accept:
+        log.warning("resuming although the data changed since %s: %s", source, changed)
+        return
+    raise ConfigError(
+        f"resume: the data changed since {source} was saved: {changed}; a resumed run would "
+        "mix two datasets in one model. Start a new run (pass overwrite=True), or, if the "
+        "data are the same files (e.g. copied with new modification times), pass "
+        "accept_data_change=True", "resume"
+    )
 
 
 class _Log:
@@ -511,6 +543,7 @@ def train(
     stop_after_steps: int | None = None,
     echo: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    accept_data_change: bool = False,
 ) -> TrainResult:
     """Train a model as ``config`` says, writing the run directory ``run_dir``.
 
@@ -524,6 +557,10 @@ def train(
             ``RESUMABLE_CHANGES`` sections are taken from ``config``).
         overwrite: ``run_dir`` holds an earlier run: delete what training wrote there
             (``TRAIN_WRITES``) and start again. Not with ``resume``.
+        accept_data_change: with ``resume``, continue even though the training or validation
+            data changed since the run's last checkpoint (its files' sizes or modification
+            times; e.g. after copying the data elsewhere with new times). Without it such a
+            resume is refused, naming what changed.
         stop_after_steps: stop, without saving, after this many optimiser steps of this call
             (simulates a killed job; for tests).
         echo: called with one line per validation (rank 0), e.g. ``console.print``.
@@ -533,7 +570,8 @@ def train(
 
     Raises:
         ConfigError: bad config, ``run_dir`` already holds a run and neither ``resume`` nor
-            ``overwrite`` is given, or one-sample batches for a BatchNorm model.
+            ``overwrite`` is given, one-sample batches for a BatchNorm model, or a ``resume``
+            whose data changed (without ``accept_data_change``).
         ArgumentError: ``resume`` and ``overwrite`` together.
         OutputError: ``run_dir`` overlaps the data, holds files training does not write (named;
             never deleted), or cannot be created; ``LockedError``: another process is
@@ -556,7 +594,7 @@ def train(
     main = dist_info().is_main
     with lock_output(run_dir, "seisinv train", argument="run_dir") if main else nullcontext():
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite, is_main=main)
-        return _train(config, run_dir, resume, stop_after_steps, echo)
+        return _train(config, run_dir, resume, stop_after_steps, echo, accept_data_change)
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool,
@@ -624,14 +662,18 @@ def _train(
     resume: bool,
     stop_after_steps: int | None,
     echo: Callable[[str], None] | None,
+    accept_data_change: bool = False,
 ) -> TrainResult:
     """``train`` in its locked, prepared run folder."""
     folders = run_dir / "checkpoints"
     last_dir, best_dir = folders / "last", folders / "best"
     checkpoint = None
+    data_id = data_identity(config)
     if resume:
         checkpoint = ckpt.read_checkpoint(last_dir)
         config = resumed_config(checkpoint.config, config)
+        data_id = data_identity(config)
+        check_resumed_data(checkpoint.state.get("data"), data_id, last_dir, accept_data_change)
 
     device = resolve_device(config.device)
     info = init_distributed(device)
@@ -766,7 +808,8 @@ def _train(
             folder,
             model.state_dict(),
             ema.module.state_dict() if ema is not None else None,
-            checkpoint_state(state, optimizer, scaler, survey, data.pipeline, model, last_val),
+            checkpoint_state(state, optimizer, scaler, survey, data.pipeline, model, last_val,
+                             data_id),
             config.to_dict(),
         )
 
