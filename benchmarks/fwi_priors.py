@@ -183,10 +183,9 @@ def run(args) -> int:
     import torch
 
     from seisinv.fwi import FwiConfig, invert
-    from seisinv.fwi.invert import inversion_survey
+    from seisinv.fwi.invert import fwi_forward, inversion_survey
     from seisinv.fwi.precondition import gaussian_smooth
     from seisinv.fwi.priors import choose_prior, lateral_variation
-    from seisinv.physics import simulate
     from seisinv.physics.misfit import MISFITS
     from seisinv.survey import OPENFWI
 
@@ -204,15 +203,16 @@ def run(args) -> int:
                            prior_strength=args.prior_strength, device=args.device,
                            batch_size=args.samples, gauss_newton=args.gauss_newton,
                            rounds=args.rounds, precision=args.precision,
-                           boundary_width=args.boundary_width)
+                           boundary_width=args.boundary_width, physics=args.physics)
     numerics = {"openfwi": "openfwi_reference (OpenFWI's sponge scheme)",
                 "eighth-order": "deepwave 8th order, 40-cell PML",
                 "same": "the inversion's own simulator"}[args.observed]
     print(f"torch threads {torch.get_num_threads()}, device {args.device}; observed: {numerics}, "
           f"float64{f', noise {args.noise:g} x RMS' if args.noise else ''}; "
-          f"inversion: {survey.simulation.accuracy}th order, "
-          f"{max(survey.simulation.boundary_width, args.boundary_width)}-cell PML, "
-          f"{args.precision}, L-BFGS {args.iters} iterations in {args.rounds} round(s) "
+          + (f"inversion: {survey.simulation.accuracy}th order, "
+             f"{max(survey.simulation.boundary_width, args.boundary_width)}-cell PML, "
+             if args.physics == "deepwave" else "inversion: OpenFWI's scheme, ")
+          + f"{args.precision}, L-BFGS {args.iters} iterations in {args.rounds} round(s) "
           f"(+ up to {args.gauss_newton} Gauss-Newton steps for tv1d), "
           f"prior {args.prior}; start {args.start}"
           + (f" (Gaussian sigma {args.sigma:g} cells)" if args.start == "blurred" else ""))
@@ -241,8 +241,8 @@ def run(args) -> int:
                         families=[family] * len(truth))
         wall = time.perf_counter() - started
         with torch.no_grad():  # the floor the modelling error (and noise) sets
-            at_truth = simulate(truth, inversion_survey(survey, config), device=args.device,
-                                dtype=torch.float64)
+            at_truth = fwi_forward(survey, config, torch.device(args.device))(
+                torch.from_numpy(truth).to(args.device), None)
             floor = MISFITS.get(config.misfit)(at_truth, observed)
         before = np.abs(start - truth).reshape(len(truth), -1).mean(1)
         after = np.abs(result.velocity - truth).reshape(len(truth), -1).mean(1)
@@ -378,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("float64", "mixed", "float32"),
                         default="float64")
     parser.add_argument("--rounds", type=int, default=1, help="L-BFGS restarts")
+    parser.add_argument("--physics", choices=("deepwave", "openfwi"), default="deepwave",
+                        help="the inversion's forward model (openfwi: OpenFWI's own scheme)")
     parser.add_argument("--boundary-width", type=int, default=20,
                         help="absorbing layer of the inversion, cells")
     args = parser.parse_args(argv)

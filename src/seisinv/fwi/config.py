@@ -82,9 +82,16 @@ class FwiConfig(BaseModel):
         "Arithmetic of the L-BFGS path: float64 (simulation, misfit, optimiser); mixed "
         "(float32 wave simulation, float64 misfit and optimiser; Gauss-Newton's "
         "finite-difference Jacobian stays float64); float32 (everything)."))
+    physics: Literal["deepwave", "openfwi"] = Field("deepwave", description=(
+        "Forward model of the inversion: deepwave (simulate, PML of boundary_width cells) or "
+        "openfwi (OpenFWI's own scheme, 120-cell damped sponge and periodic stencil, which made "
+        "the OpenFWI / Kaggle GWI data: no modelling error against them; ~14x deepwave's cost "
+        "per gradient on a CPU; square cells only; docs/fwi.md)."))
+    sponge_width: int = Field(120, ge=2, description=(
+        "physics openfwi: cells of the replicated, damped border on each side (OpenFWI's 120)."))
     boundary_width: int | None = Field(20, ge=0, description=(
-        "Absorbing layer of FWI's simulation in cells, at least (the survey's own when wider; "
-        "0 or None: the survey's). 20 against the openfwi preset's 8: a 10x lower misfit floor "
+        "Absorbing layer of FWI's deepwave simulation in cells, at least (the survey's own when "
+        "wider; 0 or None: the survey's). 20 against the openfwi preset's 8: a 10x lower misfit floor "
         "against OpenFWI's own data (docs/fwi.md), 1.5x the cell updates."))
     lr: float = Field(0.3, gt=0, description=(
         "Adam step size in the bounded (logit) parameter: a mid-range cell moves up to "

@@ -1,8 +1,9 @@
 """The FWI loop for a batch of samples: bounded model, multi-scale stages, optimiser, records.
 
 ``invert`` is the library entry point; ``seisinv.fwi.job`` wraps it for datasets and prediction
-stores. The forward model is ``seisinv.physics.simulate`` unless a ``forward`` is injected (tests
-use a float64 or deliberately mismatched one).
+stores. The forward model is ``config.physics``'s (``fwi_forward``: deepwave's ``simulate`` or
+OpenFWI's own scheme) unless a ``forward`` is injected (tests use a float64 or deliberately
+mismatched one).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seisinv.errors import DataError
+from seisinv.errors import ConfigError, DataError
 from seisinv.fwi.config import FwiConfig
 from seisinv.fwi.misfit import MISFITS
 from seisinv.fwi.precondition import (
@@ -113,12 +114,39 @@ def inversion_survey(survey: Survey, config: FwiConfig) -> Survey:
 
 
 def physics_forward(survey: Survey, device: torch.device) -> Forward:
-    """The default forward model: ``seisinv.physics.simulate`` on ``survey``."""
+    """``seisinv.physics.simulate`` (deepwave) on ``survey``, in the velocity's precision."""
     from seisinv.physics import simulate
 
     def forward(velocity: torch.Tensor, shots: Sequence[int] | None) -> torch.Tensor:
         dtype = velocity.dtype if velocity.dtype == torch.float64 else torch.float32
         return simulate(velocity, survey, device=device, shots=shots, dtype=dtype)
+
+    return forward
+
+
+def fwi_forward(survey: Survey, config: FwiConfig, device: torch.device) -> Forward:
+    """The forward model ``config.physics`` names: ``deepwave`` (``physics_forward`` with at
+    least ``config.boundary_width`` cells of PML) or ``openfwi`` (OpenFWI's own scheme,
+    ``seisinv.physics.openfwi_scheme`` with a ``config.sponge_width`` border, in the velocity's
+    precision).
+
+    Raises:
+        ConfigError: ``openfwi`` on a survey whose cells are not square.
+    """
+    if config.physics == "deepwave":
+        return physics_forward(inversion_survey(survey, config), device)
+    if survey.dz != survey.dx:
+        raise ConfigError(
+            f"physics 'openfwi': OpenFWI's scheme needs square cells, survey {survey.name!r} "
+            f"has dz={survey.dz} m, dx={survey.dx} m; use physics deepwave", "physics"
+        )
+    from seisinv.physics import openfwi_scheme
+
+    def forward(velocity: torch.Tensor, shots: Sequence[int] | None) -> torch.Tensor:
+        velocity = velocity.to(device)
+        if velocity.dtype not in (torch.float32, torch.float64):
+            velocity = velocity.float()
+        return openfwi_scheme(velocity, survey, shots=shots, nbc=config.sponge_width)
 
     return forward
 
@@ -201,7 +229,7 @@ def invert(observed: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tens
     start = torch.as_tensor(initial).to(device=device, dtype=dtype)
     _check_inputs(obs, start, survey, config)
     if forward is None:
-        forward = physics_forward(inversion_survey(survey, config), device)
+        forward = fwi_forward(survey, config, device)
     misfit_fn = MISFITS.get(config.misfit)
     regularizer = REGULARIZERS.get(config.regularization)
     mask_rows = config.mask_rows if config.mask_rows is not None else default_mask_rows(survey)

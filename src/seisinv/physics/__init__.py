@@ -6,13 +6,14 @@
 Public API: ``simulate`` (velocity maps -> gathers, differentiable; ``shots=`` and
 ``wavelet=`` for FWI), ``ricker`` / ``survey_wavelet`` / ``default_peak_time`` (source
 wavelets), ``l2_misfit`` / ``relative_l2`` / ``normalized_misfit`` (gather misfits, used by FWI,
-the physics loss and qc) and ``openfwi_reference`` (slow re-implementation of OpenFWI's scheme, for checks).
+the physics loss and qc) ``openfwi_reference`` (OpenFWI's own scheme, for checks) and ``openfwi_scheme`` (the same,
+differentiable, for FWI against OpenFWI data).
 Conventions (units, sign, timing, amplitude) are in docs/physics.md.
 """
 
 from seisinv.physics.forward import simulate
 from seisinv.physics.misfit import MISFITS, l2_misfit, normalized_misfit, relative_l2
-from seisinv.physics.openfwi_reference import openfwi_reference
+from seisinv.physics.openfwi_reference import openfwi_reference, openfwi_scheme
 from seisinv.physics.wavelet import default_peak_time, ricker, survey_wavelet
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "l2_misfit",
     "normalized_misfit",
     "openfwi_reference",
+    "openfwi_scheme",
     "relative_l2",
     "ricker",
     "simulate",

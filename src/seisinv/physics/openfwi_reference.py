@@ -1,7 +1,13 @@
-"""A slow, plain-PyTorch re-implementation of OpenFWI's forward-modelling scheme.
+"""A plain-PyTorch re-implementation of OpenFWI's forward-modelling scheme, differentiable.
 
-It exists to check ``simulate`` (deepwave) against the scheme that produced the OpenFWI /
-Kaggle GWI gathers, not for production use (about 100x slower than deepwave). The scheme:
+``openfwi_reference`` checks ``simulate`` (deepwave) against the scheme that produced the
+OpenFWI / Kaggle GWI gathers (no gradient, float32 result on the CPU). ``openfwi_scheme`` is the
+same computation on any device and dtype with gradients w.r.t. the velocity (the time loop is
+stepped in place with a hand-written adjoint, checkpointed in segments, so memory grows with
+``sqrt(nt)`` fields, not ``nt``): FWI's
+``physics: openfwi`` uses it to invert OpenFWI data with the numerics that made them, as the
+Kaggle 2nd place did with its own kernels. It is several times slower than deepwave (the
+120-cell sponge makes the grid 310 x 310 instead of 110 x 110; docs/fwi.md). The scheme:
 
 - 2nd order in time, 4th order in space (Laplacian weights -5/2, 4/3, -1/12 per axis);
 - the model is edge-replicated by ``nbc`` (120) cells on all four sides and a quadratic
@@ -21,12 +27,13 @@ Kaggle GWI gathers, not for production use (about 100x slower than deepwave). Th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seisinv.errors import DataError
+from seisinv.errors import DataError, SeisinvError
 from seisinv.physics.wavelet import openfwi_wavelet_length
 from seisinv.survey import Survey
 
@@ -56,7 +63,8 @@ def damping_profile(v_padded: torch.Tensor, nbc: int, dx: float) -> torch.Tensor
     a = (nbc - 1) * dx
     vmin = v_padded.flatten(1).min(dim=1).values  # (n,)
     kappa = 3.0 * vmin * math.log(1e7) / (2.0 * a)
-    ramp = kappa[:, None] * (torch.arange(nbc, dtype=v_padded.dtype) * dx / a)[None] ** 2
+    cells = torch.arange(nbc, dtype=v_padded.dtype, device=v_padded.device)
+    ramp = kappa[:, None] * (cells * dx / a)[None] ** 2
     damp = torch.zeros_like(v_padded)
     damp[:, :nbc, :] = ramp.flip(-1)[:, :, None]
     damp[:, -nbc:, :] = ramp[:, :, None]
@@ -65,19 +73,178 @@ def damping_profile(v_padded: torch.Tensor, nbc: int, dx: float) -> torch.Tensor
     return damp
 
 
-def _laplacian_periodic(p: torch.Tensor) -> torch.Tensor:
-    """Stencil sum without the centre term, wrapping around the padded grid (torch.roll)."""
-    return C1 * (p.roll(1, -2) + p.roll(-1, -2) + p.roll(1, -1) + p.roll(-1, -1)) + C2 * (
-        p.roll(2, -2) + p.roll(-2, -2) + p.roll(2, -1) + p.roll(-2, -1)
-    )
+class _Stencil:
+    """The scheme's Laplacian on one padded grid, in place, without allocating per step.
+
+    ``apply(p, out)`` writes ``L(p) / C1`` into ``out`` (``L``: the 4th-order stencil without
+    its centre term, periodic or zero outside the grid), so ``alpha * L(p)`` is
+    ``(C1 alpha) * out``. ``L`` is symmetric in both variants, so it is its own adjoint.
+    """
+
+    def __init__(self, shape: tuple[int, ...], like: torch.Tensor, periodic: bool) -> None:
+        self.periodic = periodic
+        self.q = torch.zeros((*shape[:-2], shape[-2] + 4, shape[-1] + 4), dtype=like.dtype,
+                             device=like.device)
+
+    def apply(self, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        q = self.q
+        q[..., 2:-2, 2:-2].copy_(p)
+        if self.periodic:  # torch.roll's wrap-around, as OpenFWI's public port
+            q[..., :2, 2:-2].copy_(p[..., -2:, :])
+            q[..., -2:, 2:-2].copy_(p[..., :2, :])
+            q[..., :, :2].copy_(q[..., :, -4:-2])
+            q[..., :, -2:].copy_(q[..., :, 2:4])
+        torch.add(q[..., :-4, 2:-2], q[..., 4:, 2:-2], out=out)
+        out.add_(q[..., 2:-2, :-4]).add_(q[..., 2:-2, 4:]).mul_(C2 / C1)
+        out.add_(q[..., 1:-3, 2:-2]).add_(q[..., 3:-1, 2:-2])
+        return out.add_(q[..., 2:-2, 1:-3]).add_(q[..., 2:-2, 3:-1])
 
 
-def _laplacian_zero(p: torch.Tensor) -> torch.Tensor:
-    """Stencil sum without the centre term, with zero pressure outside the padded grid."""
-    q = F.pad(p, (2, 2, 2, 2))
-    return C1 * (
-        q[..., 1:-3, 2:-2] + q[..., 3:-1, 2:-2] + q[..., 2:-2, 1:-3] + q[..., 2:-2, 3:-1]
-    ) + (C2 * (q[..., :-4, 2:-2] + q[..., 4:, 2:-2] + q[..., 2:-2, :-4] + q[..., 2:-2, 4:]))
+class _Propagation(torch.autograd.Function):
+    """The scheme's time loop as one autograd node with a hand-written adjoint.
+
+    Inputs: ``temp1``, ``temp2``, ``alpha_c1`` (= C1 alpha), each (n, 1, nzp, nxp), and
+    ``inject`` (n, shots), plus the fixed geometry. Output: (n, shots, nt + 1, receivers) traces
+    of every step (sample ``i`` reads the field before step ``i``'s update, or after it with
+    ``after``). The forward keeps only the field pairs at segment starts; the backward
+    recomputes one segment at a time and runs the adjoint recursion
+    ``lam_i = R^T g_i + temp1 lam_{i+1} + L(alpha lam_{i+1}) - temp2 lam_{i+2}``.
+    """
+
+    @staticmethod
+    def forward(ctx, temp1, temp2, alpha_c1, inject, src, geometry, periodic, after, segment):
+        sz, sx, gz, gx = geometry
+        n, shots = inject.shape
+        shape = (n, shots, *temp1.shape[-2:])
+        stencil = _Stencil(shape, temp1, periodic)
+        p0 = torch.zeros(shape, dtype=temp1.dtype, device=temp1.device)
+        p1, lap = torch.zeros_like(p0), torch.empty_like(p0)
+        steps = len(src)
+        seis = torch.empty((n, shots, steps, len(gz)), dtype=temp1.dtype, device=temp1.device)
+        saved = []
+        index = _source_index(n, shots, sz, sx, temp1.device)
+        for i in range(steps):
+            if i % segment == 0:
+                saved += [p0.clone(), p1.clone()]
+            if not after:
+                seis[:, :, i] = p1[:, :, gz, gx]
+            _step(p0, p1, lap, stencil, temp1, temp2, alpha_c1, index, inject * src[i])
+            p0, p1 = p1, p0
+            if after:
+                seis[:, :, i] = p1[:, :, gz, gx]
+        ctx.save_for_backward(temp1, temp2, alpha_c1, inject, src)
+        ctx.fields = saved  # intermediate pairs: plain attributes, not autograd-tracked
+        ctx.geometry, ctx.periodic, ctx.after, ctx.segment = geometry, periodic, after, segment
+        return seis
+
+    @staticmethod
+    def backward(ctx, grad):
+        temp1, temp2, alpha_c1, inject, src = ctx.saved_tensors
+        saved = ctx.fields
+        sz, sx, gz, gx = ctx.geometry
+        after, segment, steps = ctx.after, ctx.segment, len(src)
+        n, shots = inject.shape
+        shape = (n, shots, *temp1.shape[-2:])
+        stencil = _Stencil(shape, temp1, ctx.periodic)
+        index = _source_index(n, shots, sz, sx, temp1.device)
+        lap = torch.empty(shape, dtype=temp1.dtype, device=temp1.device)
+        d_temp1, d_temp2, d_alpha = (torch.zeros_like(lap) for _ in range(3))
+        d_inject = torch.zeros_like(inject)
+        # lam1 = lam_{i+1}, lam2 = lam_{i+2}; the field after the last step is read only with
+        # ``after`` (by sample steps - 1).
+        lam1, lam2, work = torch.zeros_like(lap), torch.zeros_like(lap), torch.empty_like(lap)
+        if after:
+            lam1[:, :, gz, gx] += grad[:, :, steps - 1]
+        for start in reversed(range(0, steps, segment)):
+            stop = min(start + segment, steps)
+            p0 = saved[2 * (start // segment)].clone()
+            p1 = saved[2 * (start // segment) + 1].clone()
+            fields = [p0.clone(), p1.clone()]  # p_{start-1}, p_start, ..., p_{stop-1}
+            for i in range(start, stop - 1):
+                _step(p0, p1, lap, stencil, temp1, temp2, alpha_c1, index, inject * src[i])
+                p0, p1 = p1, p0
+                fields.append(p1.clone())
+            for i in reversed(range(start, stop)):
+                before, now = fields[i - start], fields[i - start + 1]  # p_{i-1}, p_i
+                d_temp1.addcmul_(lam1, now)
+                d_temp2.addcmul_(lam1, before, value=-1.0)
+                d_alpha.addcmul_(lam1, stencil.apply(now, lap))
+                d_inject.add_(lam1[index] * src[i])
+                # lam_i = R^T g_i + temp1 lam_{i+1} + L(alpha lam_{i+1}) - temp2 lam_{i+2}
+                torch.mul(alpha_c1, lam1, out=work)
+                lam2.mul_(temp2).neg_().addcmul_(temp1, lam1).add_(stencil.apply(work, lap))
+                reading = i - 1 if after else i
+                if reading >= 0:
+                    lam2[:, :, gz, gx] += grad[:, :, reading]
+                lam1, lam2 = lam2, lam1
+        # d alpha_c1: the stencil output is L / C1 and alpha_c1 = C1 alpha, so the products match.
+        return (d_temp1.sum(1, keepdim=True), d_temp2.sum(1, keepdim=True),
+                d_alpha.sum(1, keepdim=True), d_inject, None, None, None, None, None)
+
+
+def _source_index(n: int, shots: int, sz, sx, device) -> tuple[torch.Tensor, ...]:
+    """Advanced index of each (sample, shot)'s source cell in an (n, shots, nzp, nxp) field."""
+    return (torch.arange(n, device=device)[:, None], torch.arange(shots, device=device)[None],
+            sz[None], sx[None])
+
+
+def _step(p0, p1, lap, stencil, temp1, temp2, alpha_c1, index, source) -> None:
+    """One update in place: ``p0 <- temp1 p1 - temp2 p0 + alpha L(p1)``, then the source
+    ``(v dt)^2 s[i]`` (``source``, (n, shots)) added at each shot's cell."""
+    stencil.apply(p1, lap)
+    p0.mul_(temp2).neg_().addcmul_(temp1, p1).addcmul_(alpha_c1, lap)
+    p0.index_put_(index, source, accumulate=True)
+
+
+def openfwi_scheme(
+    velocity: torch.Tensor,
+    survey: Survey,
+    *,
+    shots: Sequence[int] | None = None,
+    nbc: int = 120,
+    periodic: bool = True,
+    record_after_update: bool = False,
+    segment: int | None = None,
+) -> torch.Tensor:
+    """Gathers of OpenFWI's scheme, differentiable w.r.t. ``velocity``, in its dtype and device.
+
+    Args:
+        velocity: (n, nz, nx) tensor in the survey's units, axis 1 is depth (``dz == dx``);
+            float32 or float64, may require grad.
+        survey: geometry, ``dt``, ``nt`` and Ricker frequency (sources and receivers on cells).
+        shots: indices of the shots to model (default all).
+        nbc, periodic, record_after_update: as in ``openfwi_reference``.
+        segment: time steps between the field pairs kept for the backward pass (default
+            ``isqrt(nt + 1) + 1``); the backward recomputes one segment at a time.
+
+    Returns:
+        (n, len(shots), nt, receivers) gathers, ``velocity``'s dtype and device.
+
+    Raises:
+        DataError: wrong shape or ``dz != dx``; SeisinvError: bad ``shots``.
+    """
+    if velocity.ndim != 3 or tuple(velocity.shape[1:]) != survey.velocity_shape:
+        raise DataError(f"velocity: expected (n, {survey.nz}, {survey.nx}), got "
+                        f"{tuple(velocity.shape)}")
+    if survey.dz != survey.dx:
+        raise DataError(f"the OpenFWI scheme needs dz == dx, got dz={survey.dz}, dx={survey.dx}")
+    picked = list(range(survey.n_shots)) if shots is None else [int(i) for i in shots]
+    if not picked or any(not 0 <= i < survey.n_shots for i in picked):
+        raise SeisinvError(f"shots: expected indices in 0..{survey.n_shots - 1}, got {shots}")
+    dtype, device = velocity.dtype, velocity.device
+    dx, dt, nt = survey.dx, survey.dt, survey.nt
+    vp = F.pad(velocity[:, None] * survey.to_mps, (nbc,) * 4, mode="replicate")[:, 0]
+    alpha = ((vp * dt / dx) ** 2)[:, None]  # (n, 1, nzp, nxp)
+    k = (damping_profile(vp, nbc, dx) * dt)[:, None]
+    temp1, temp2 = 2 + 2 * C0 * alpha - k, 1 - k
+    src = openfwi_ricker(survey.frequency, dt, nt + 1).to(device=device, dtype=dtype)
+    cells = torch.as_tensor(survey.source_cells[picked] + nbc, device=device)
+    receivers = torch.as_tensor(survey.receiver_cells + nbc, device=device)
+    geometry = (cells[:, 0], cells[:, 1], receivers[:, 0], receivers[:, 1])
+    inject = (vp[:, cells[:, 0], cells[:, 1]] * dt) ** 2  # (n, shots): (v dt)^2 at the source
+    seis = _Propagation.apply(temp1, temp2, C1 * alpha, inject, src, geometry, periodic,
+                              record_after_update, segment or math.isqrt(nt + 1) + 1)
+    return seis[:, :, 1:]
 
 
 def openfwi_reference(
@@ -87,7 +254,7 @@ def openfwi_reference(
     periodic: bool = True,
     record_after_update: bool = False,
 ) -> torch.Tensor:
-    """Gathers of OpenFWI's scheme for the survey's geometry (float64 internally).
+    """Gathers of OpenFWI's scheme for the survey's geometry (float64, no gradient).
 
     Args:
         velocity: (n, nz, nx) in the survey's units, axis 1 is depth. The survey must have
@@ -105,34 +272,8 @@ def openfwi_reference(
     Returns:
         (n, shots, nt, receivers) float32 gathers on the CPU, no gradient.
     """
-    v = torch.as_tensor(velocity, dtype=torch.float64) * survey.to_mps
-    if v.ndim != 3 or tuple(v.shape[1:]) != survey.velocity_shape:
-        raise DataError(f"velocity: expected (n, {survey.nz}, {survey.nx}), got {tuple(v.shape)}")
-    if survey.dz != survey.dx:
-        raise DataError(f"openfwi_reference needs dz == dx, got dz={survey.dz}, dx={survey.dx}")
-    dx, dt, nt = survey.dx, survey.dt, survey.nt
-    n, n_shots = v.shape[0], survey.n_shots
+    v = torch.as_tensor(velocity, dtype=torch.float64)
     with torch.no_grad():
-        vp = F.pad(v[:, None], (nbc,) * 4, mode="replicate")[:, 0]  # (n, nzp, nxp)
-        alpha = ((vp * dt / dx) ** 2)[:, None]  # (n, 1, nzp, nxp)
-        k = (damping_profile(vp, nbc, dx) * dt)[:, None]
-        temp1, temp2 = 2 + 2 * C0 * alpha - k, 1 - k
-        src = openfwi_ricker(survey.frequency, dt, nt + 1)
-        sz, sx = (survey.source_cells + nbc).T
-        gz, gx = (survey.receiver_cells + nbc).T
-        shot = torch.arange(n_shots)
-        inject = (vp[:, sz, sx] * dt) ** 2  # (n, shots): (v dt)^2 at each source cell
-        p0 = torch.zeros((n, n_shots, *vp.shape[1:]), dtype=torch.float64)
-        p1 = torch.zeros_like(p0)
-        seis = torch.empty((n, n_shots, nt + 1, len(gx)), dtype=torch.float64)
-        laplacian = _laplacian_periodic if periodic else _laplacian_zero
-        for i in range(nt + 1):
-            lap = laplacian(p1)
-            if not record_after_update:
-                seis[:, :, i] = p1[:, :, gz, gx]
-            p = temp1 * p1 - temp2 * p0 + alpha * lap
-            p[:, shot, sz, sx] += inject * src[i]
-            if record_after_update:
-                seis[:, :, i] = p[:, :, gz, gx]
-            p0, p1 = p1, p
-    return seis[:, :, 1:].to(torch.float32)
+        seis = openfwi_scheme(v, survey, nbc=nbc, periodic=periodic,
+                              record_after_update=record_after_update)
+    return seis.to(torch.float32)
