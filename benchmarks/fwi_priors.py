@@ -262,6 +262,7 @@ def run(args) -> int:
     if args.costs:
         gauss_newton_costs(survey, args.device)
         precision_costs(survey, args.device, args.boundary_width)
+        physics_costs(survey, args.device, args.boundary_width)
     return 0
 
 
@@ -304,6 +305,41 @@ def gauss_newton_costs(survey, device: str) -> None:
           f"(forward + adjoint) {gradient_s:.2f} s, Born forward J.dv {born_s:.2f} s. "
           f"A Gauss-Newton step with k CG iterations needs k (J.dv + J^T.r) ~ "
           f"{(born_s + gradient_s) / gradient_s:.1f} k gradients; an L-BFGS iteration ~1.1.")
+
+
+def physics_costs(survey, device: str, width: int) -> None:
+    """Seconds per forward and per misfit gradient of FWI's two forward models (``physics``
+    deepwave with a ``width``-cell PML, and openfwi: OpenFWI's scheme with its 120-cell sponge),
+    float64 and float32, one OpenFWI sample, medians of 3; and the ratio openfwi / deepwave."""
+    import torch
+
+    from seisinv.fwi import FwiConfig
+    from seisinv.fwi.invert import fwi_forward
+    from seisinv.geology.sampling import velocity_sample
+
+    truth = torch.from_numpy(velocity_sample("flat", survey, 1000)[None].astype(np.float64))
+    timings = {}
+    for physics in ("deepwave", "openfwi"):
+        forward = fwi_forward(survey, FwiConfig(physics=physics, boundary_width=width),
+                              torch.device(device))
+        for dtype in (torch.float64, torch.float32):
+            forward_s, gradient_s = [], []
+            for _ in range(3):
+                v = truth.to(device=device, dtype=dtype).requires_grad_(True)
+                began = time.perf_counter()
+                with torch.no_grad():
+                    forward(v, None)
+                forward_s.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                forward(v, None).pow(2).sum().backward()
+                gradient_s.append(time.perf_counter() - began)
+            timings[physics, dtype] = (np.median(forward_s), np.median(gradient_s))
+    for dtype in (torch.float64, torch.float32):
+        (df, dg), (of, og) = timings["deepwave", dtype], timings["openfwi", dtype]
+        print(f"physics costs, one OpenFWI sample ({device}, {str(dtype)[6:]}, medians of 3): "
+              f"deepwave ({max(width, survey.simulation.boundary_width)}-cell PML) forward "
+              f"{df:.2f} s, gradient {dg:.2f} s; openfwi (120-cell sponge) forward {of:.2f} s, "
+              f"gradient {og:.2f} s; openfwi / deepwave gradient {og / dg:.1f}x")
 
 
 def precision_costs(survey, device: str, width: int) -> None:
