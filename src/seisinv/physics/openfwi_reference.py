@@ -160,15 +160,18 @@ class _Propagation(torch.autograd.Function):
             p0 = saved[2 * (start // segment)].clone()
             p1 = saved[2 * (start // segment) + 1].clone()
             fields = [p0.clone(), p1.clone()]  # p_{start-1}, p_start, ..., p_{stop-1}
+            laps = []  # L(p_i) / C1 for i in start .. stop - 1, as the steps computed them
             for i in range(start, stop - 1):
                 _step(p0, p1, lap, stencil, temp1, temp2, alpha_c1, index, inject * src[i])
+                laps.append(lap.clone())
                 p0, p1 = p1, p0
                 fields.append(p1.clone())
+            laps.append(stencil.apply(fields[-1], lap).clone())
             for i in reversed(range(start, stop)):
                 before, now = fields[i - start], fields[i - start + 1]  # p_{i-1}, p_i
                 d_temp1.addcmul_(lam1, now)
                 d_temp2.addcmul_(lam1, before, value=-1.0)
-                d_alpha.addcmul_(lam1, stencil.apply(now, lap))
+                d_alpha.addcmul_(lam1, laps[i - start])
                 d_inject.add_(lam1[index] * src[i])
                 # lam_i = R^T g_i + temp1 lam_{i+1} + L(alpha lam_{i+1}) - temp2 lam_{i+2}
                 torch.mul(alpha_c1, lam1, out=work)
