@@ -13,7 +13,8 @@ Rows (each section is timed on its own; a failing section prints FAILED and the 
   GPU utilisation (nvidia-smi sampled every 0.5 s, or pynvml) for ``openfwi-unet`` and the
   Speed & Structure recipes, on data generated above;
 - ``predict``: samples/s of ``inference.predict`` with the batch sized from memory;
-- ``fwi``: samples x iterations / s of ``fwi.invert`` on a batch.
+- ``fwi``: samples x iterations / s of ``fwi.invert`` on a batch; misfit gradients per second
+  with each forward model (``physics`` deepwave / openfwi, float32 / float64).
 
 Usage::
 
@@ -303,6 +304,19 @@ def fwi_speed(device: torch.device, quick: bool) -> None:
     _, seconds = timed(lambda: invert(observed, initial, survey, config), device)
     row("fwi", f"openfwi {n} samples x {iters} iters", f"{n * iters / seconds:.2f} sample-it/s",
         f"{seconds:.1f} s")
+    # One misfit gradient per sample with each forward model FWI offers (physics deepwave /
+    # openfwi, float32 and float64), batched: the cost of removing the modelling error.
+    from seisinv.fwi.invert import fwi_forward
+
+    velocity = torch.as_tensor(truth)
+    for physics in ("deepwave", "openfwi"):
+        forward = fwi_forward(survey, FwiConfig(physics=physics), device)
+        for dtype in (torch.float32, torch.float64):
+            v = velocity.to(device=device, dtype=dtype).requires_grad_(True)
+            _, seconds = timed(lambda v=v, forward=forward: forward(v, None).pow(2).sum()
+                               .backward(), device)
+            row("fwi", f"gradient, physics {physics}, {str(dtype)[6:]}, batch {n}",
+                f"{n / seconds:.2f} samples/s", f"{seconds:.2f} s")
 
 
 def main() -> None:
