@@ -153,13 +153,15 @@ class _Propagation(torch.autograd.Function):
         # lam1 = lam_{i+1}, lam2 = lam_{i+2}; the field after the last step is read only with
         # ``after`` (by sample steps - 1).
         lam1, lam2, work = torch.zeros_like(lap), torch.zeros_like(lap), torch.empty_like(lap)
+        receivers = (torch.arange(n, device=grad.device)[:, None, None],
+                     torch.arange(shots, device=grad.device)[None, :, None], gz[None, None],
+                     gx[None, None])  # R^T: accumulate, so receivers may share a cell
         if after:
-            lam1[:, :, gz, gx] += grad[:, :, steps - 1]
+            lam1.index_put_(receivers, grad[:, :, steps - 1], accumulate=True)
         for start in reversed(range(0, steps, segment)):
             stop = min(start + segment, steps)
-            p0 = saved[2 * (start // segment)].clone()
-            p1 = saved[2 * (start // segment) + 1].clone()
-            fields = [p0.clone(), p1.clone()]  # p_{start-1}, p_start, ..., p_{stop-1}
+            fields = saved[2 * (start // segment): 2 * (start // segment) + 2]
+            p0, p1 = fields[0].clone(), fields[1].clone()  # fields: p_{start-1} .. p_{stop-1}
             laps = []  # L(p_i) / C1 for i in start .. stop - 1, as the steps computed them
             for i in range(start, stop - 1):
                 _step(p0, p1, lap, stencil, temp1, temp2, alpha_c1, index, inject * src[i])
@@ -178,7 +180,7 @@ class _Propagation(torch.autograd.Function):
                 lam2.mul_(temp2).neg_().addcmul_(temp1, lam1).add_(stencil.apply(work, lap))
                 reading = i - 1 if after else i
                 if reading >= 0:
-                    lam2[:, :, gz, gx] += grad[:, :, reading]
+                    lam2.index_put_(receivers, grad[:, :, reading], accumulate=True)
                 lam1, lam2 = lam2, lam1
         # d alpha_c1: the stencil output is L / C1 and alpha_c1 = C1 alpha, so the products match.
         return (d_temp1.sum(1, keepdim=True), d_temp2.sum(1, keepdim=True),
