@@ -310,13 +310,9 @@ def test_gp_unknowns_are_unit_norm_column_coefficients():
     assert float((prior.model(prior.theta0, idx) - start).abs().max()) < 2e-3
 
 
-def test_tv1d_recovers_layers_from_openfwi_reference_data(survey):
-    """Observed data from OpenFWI's own scheme (``openfwi_reference``: replicated, damped
-    sponge, periodic stencil), inverted with deepwave's PML: the modelling error is small
-    enough that ``tv1d`` with Gauss-Newton lands within a few m/s of three flat layers from a
-    blurred start (MAE 118 m/s; measured 2.3, the deepest rows worst: on 16 rows and 200 ms
-    the last layer is seen only by its reflection amplitude). The weight is 1e-5: the penalty
-    is a mean over rows, so the default 1e-4 (tuned on 70 rows) is ~4x stronger here."""
+def _openfwi_layers(survey, sponge: int):
+    """``_layered`` observed through OpenFWI's own scheme with a ``sponge``-cell border:
+    (survey matched to that scheme, truth, observed float64, start blurred by 2 cells)."""
     from seisinv.physics import openfwi_reference
     from seisinv.physics.wavelet import openfwi_wavelet_length
 
@@ -325,8 +321,18 @@ def test_tv1d_recovers_layers_from_openfwi_reference_data(survey):
     peak = (openfwi_wavelet_length(survey.frequency, survey.dt) // 2 - 1) * survey.dt
     matched = survey.replace(wavelet_peak_time=peak, source_x=(0.0, 70.0, 150.0))
     truth = _layered()
-    observed = openfwi_reference(truth, matched, nbc=60).double()
-    start = gaussian_smooth(torch.from_numpy(truth), 2.0).numpy()
+    observed = openfwi_reference(truth, matched, nbc=sponge).double()
+    return matched, truth, observed, gaussian_smooth(torch.from_numpy(truth), 2.0).numpy()
+
+
+def test_tv1d_recovers_layers_from_openfwi_reference_data(survey):
+    """Observed data from OpenFWI's own scheme (``openfwi_reference``: replicated, damped
+    sponge, periodic stencil), inverted with deepwave's PML: the modelling error is small
+    enough that ``tv1d`` with Gauss-Newton lands within a few m/s of three flat layers from a
+    blurred start (MAE 118 m/s; measured 2.3, the deepest rows worst: on 16 rows and 200 ms
+    the last layer is seen only by its reflection amplitude). The weight is 1e-5: the penalty
+    is a mean over rows, so the default 1e-4 (tuned on 70 rows) is ~4x stronger here."""
+    matched, truth, observed, start = _openfwi_layers(survey, sponge=60)
     config = FwiConfig(iters=2, prior="tv1d", prior_strength=1e-5, gauss_newton=6, device="cpu")
     result = invert(observed, start, matched, config, true_velocity=truth)
     before = float(np.abs(start - truth).mean())
@@ -365,14 +371,7 @@ def test_tv1d_with_openfwi_physics_recovers_layers_exactly_from_openfwi_data(sur
     """The same problem as above inverted with OpenFWI's own scheme (``physics: openfwi``, what
     the Kaggle 2nd place did with their kernels): no modelling error is left, so the layers come
     back to a fraction of a m/s where deepwave's PML stops at a few m/s."""
-    from seisinv.physics import openfwi_reference
-    from seisinv.physics.wavelet import openfwi_wavelet_length
-
-    peak = (openfwi_wavelet_length(survey.frequency, survey.dt) // 2 - 1) * survey.dt
-    matched = survey.replace(wavelet_peak_time=peak, source_x=(0.0, 70.0, 150.0))
-    truth = _layered()
-    observed = openfwi_reference(truth, matched, nbc=30).double()
-    start = gaussian_smooth(torch.from_numpy(truth), 2.0).numpy()
+    matched, truth, observed, start = _openfwi_layers(survey, sponge=30)
     common = dict(iters=2, prior="tv1d", prior_strength=1e-5, gauss_newton=6, device="cpu")
     exact = invert(observed, start, matched,
                    FwiConfig(**common, physics="openfwi", sponge_width=30), true_velocity=truth)
