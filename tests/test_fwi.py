@@ -331,6 +331,18 @@ def test_cli_fwi_from_prediction_store(tmp_path, survey, true_model):
     bad = CliRunner().invoke(app, ["fwi", "--data", str(data), "--survey", str(survey_file),
                                    "--init", "nowhere", "--out", str(tmp_path / "o2")])
     assert bad.exit_code != 0
+    # OpenFWI's own scheme as the forward model, from the CLI; recorded with the settings.
+    exact = CliRunner().invoke(app, [
+        "fwi", "--data", str(data), "--survey", str(survey_file), "--init",
+        str(tmp_path / "pred"), "--iters", "2", "--out", str(tmp_path / "o3"), "--prior", "tv2d",
+        "--physics", "openfwi", "--sponge-width", "10", "--no-progress",
+    ])
+    assert exact.exit_code == 0, exact.output
+    settings = json.loads((tmp_path / "o3" / "fwi_config.json").read_text())
+    assert "openfwi" in json.dumps(settings) and '"sponge_width": 10' in json.dumps(settings)
+    for k in range(2):
+        history = json.loads((tmp_path / "o3" / "fwi" / f"s{k}.json").read_text())
+        assert history["misfit_end"] < history["misfit_start"]
 
 
 def test_initial_model_choices(tmp_path, survey):
