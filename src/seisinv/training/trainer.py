@@ -668,11 +668,11 @@ def _train(
     folders = run_dir / "checkpoints"
     last_dir, best_dir = folders / "last", folders / "best"
     checkpoint = None
-    data_id = data_identity(config)
     if resume:
         checkpoint = ckpt.read_checkpoint(last_dir)
         config = resumed_config(checkpoint.config, config)
-        data_id = data_identity(config)
+    data_id = data_identity(config)  # saved with every checkpoint, compared on resume
+    if checkpoint is not None:
         check_resumed_data(checkpoint.state.get("data"), data_id, last_dir, accept_data_change)
 
     device = resolve_device(config.device)
