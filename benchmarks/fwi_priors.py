@@ -261,8 +261,8 @@ def run(args) -> int:
                       f"simulated at the truth: {conventions(at_truth[b], observed[b])}")
     if args.costs:
         gauss_newton_costs(survey, args.device)
-        precision_costs(survey, args.device, args.boundary_width)
-        physics_costs(survey, args.device, args.boundary_width)
+        deepwave = precision_costs(survey, args.device, args.boundary_width)
+        physics_costs(survey, args.device, args.boundary_width, deepwave)
     return 0
 
 
@@ -307,10 +307,10 @@ def gauss_newton_costs(survey, device: str) -> None:
           f"{(born_s + gradient_s) / gradient_s:.1f} k gradients; an L-BFGS iteration ~1.1.")
 
 
-def physics_costs(survey, device: str, width: int) -> None:
-    """Seconds per forward and per misfit gradient of FWI's two forward models (``physics``
-    deepwave with a ``width``-cell PML, and openfwi: OpenFWI's scheme with its 120-cell sponge),
-    float64 and float32, one OpenFWI sample, medians of 3; and the ratio openfwi / deepwave."""
+def physics_costs(survey, device: str, width: int, deepwave: dict) -> None:
+    """Seconds per forward and per misfit gradient of OpenFWI's scheme (``physics openfwi``,
+    120-cell sponge), float64 and float32, one OpenFWI sample, medians of 3, against deepwave's
+    (``deepwave``: ``precision_costs``' timings with a ``width``-cell PML, same sample size)."""
     import torch
 
     from seisinv.fwi import FwiConfig
@@ -318,34 +318,30 @@ def physics_costs(survey, device: str, width: int) -> None:
     from seisinv.geology.sampling import velocity_sample
 
     truth = torch.from_numpy(velocity_sample("flat", survey, 1000)[None].astype(np.float64))
-    timings = {}
-    for physics in ("deepwave", "openfwi"):
-        forward = fwi_forward(survey, FwiConfig(physics=physics, boundary_width=width),
-                              torch.device(device))
-        for dtype in (torch.float64, torch.float32):
-            forward_s, gradient_s = [], []
-            for _ in range(3):
-                v = truth.to(device=device, dtype=dtype).requires_grad_(True)
-                began = time.perf_counter()
-                with torch.no_grad():
-                    forward(v, None)
-                forward_s.append(time.perf_counter() - began)
-                began = time.perf_counter()
-                forward(v, None).pow(2).sum().backward()
-                gradient_s.append(time.perf_counter() - began)
-            timings[physics, dtype] = (np.median(forward_s), np.median(gradient_s))
+    forward = fwi_forward(survey, FwiConfig(physics="openfwi"), torch.device(device))
     for dtype in (torch.float64, torch.float32):
-        (df, dg), (of, og) = timings["deepwave", dtype], timings["openfwi", dtype]
+        forward_s, gradient_s = [], []
+        for _ in range(3):
+            v = truth.to(device=device, dtype=dtype).requires_grad_(True)
+            began = time.perf_counter()
+            with torch.no_grad():
+                forward(v, None)
+            forward_s.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            forward(v, None).pow(2).sum().backward()
+            gradient_s.append(time.perf_counter() - began)
+        (df, dg), of, og = deepwave[dtype], np.median(forward_s), np.median(gradient_s)
         print(f"physics costs, one OpenFWI sample ({device}, {str(dtype)[6:]}, medians of 3): "
               f"deepwave ({max(width, survey.simulation.boundary_width)}-cell PML) forward "
               f"{df:.2f} s, gradient {dg:.2f} s; openfwi (120-cell sponge) forward {of:.2f} s, "
               f"gradient {og:.2f} s; openfwi / deepwave gradient {og / dg:.1f}x")
 
 
-def precision_costs(survey, device: str, width: int) -> None:
+def precision_costs(survey, device: str, width: int) -> dict:
     """Seconds per forward and per misfit gradient in float64 and in float32 simulation (the
     ``mixed`` precision: float32 wavefields inside a float64 misfit), and how far the float32
-    gradient is from the float64 one (relative L2), on a generated flat map from a blurred start."""
+    gradient is from the float64 one (relative L2), on a generated flat map from a blurred start.
+    Returns ``{dtype: (forward s, gradient s)}`` (medians of 3)."""
     import torch
 
     from seisinv.fwi.precondition import gaussian_smooth
@@ -358,7 +354,7 @@ def precision_costs(survey, device: str, width: int) -> None:
     truth = torch.from_numpy(velocity_sample("flat", survey, 1000)[None].astype(np.float64))
     observed = simulate(truth, survey, device=device, dtype=torch.float64)
     start = gaussian_smooth(truth, 3.0)
-    grads, rows = {}, []
+    grads, rows, timings = {}, [], {}
     for dtype in (torch.float64, torch.float32):
         forward_s, gradient_s = [], []
         for _ in range(3):
@@ -372,13 +368,15 @@ def precision_costs(survey, device: str, width: int) -> None:
             (grad,) = torch.autograd.grad(l2_misfit(simulated, observed).sum(), v)
             gradient_s.append(time.perf_counter() - began)
         grads[dtype] = grad
-        rows.append(f"{str(dtype)[6:]} forward {np.median(forward_s):.2f} s, gradient "
-                    f"{np.median(gradient_s):.2f} s")
+        timings[dtype] = (np.median(forward_s), np.median(gradient_s))
+        rows.append(f"{str(dtype)[6:]} forward {timings[dtype][0]:.2f} s, gradient "
+                    f"{timings[dtype][1]:.2f} s")
     difference = float((grads[torch.float32] - grads[torch.float64]).norm()
                        / grads[torch.float64].norm())
     print(f"simulation precision, one OpenFWI sample ({device}, {survey.simulation.boundary_width}"
           f"-cell PML, medians of 3): {'; '.join(rows)}; float32 gradient vs float64: "
           f"{difference:.1e} relative L2")
+    return timings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -328,7 +328,11 @@ def record(out: str | os.PathLike, provenance: dict, command: str = "",
 
 
 def differences(earlier: dict, now: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two provenance dicts (missing counts as None)."""
+    """Dotted keys whose values differ between two records (missing counts as None). Both are
+    compared as JSON would store them (tuples as lists), so a record read back from disk equals
+    the one it was written from."""
+    if not prefix:
+        earlier, now = _plain(earlier), _plain(now)
     found = []
     for key in sorted(set(earlier) | set(now), key=str):
         a, b = earlier.get(key), now.get(key)
@@ -346,7 +350,7 @@ def compare(out: str | os.PathLike, provenance: dict, is_file: bool = False) -> 
     earlier = read_record(out, is_file)
     if earlier is None:
         return []
-    return differences(earlier, _plain(provenance))
+    return differences(earlier, provenance)
 
 
 def _plain(obj: Any) -> Any:

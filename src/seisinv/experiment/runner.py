@@ -13,12 +13,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from seisinv.errors import ConfigError
 from seisinv.io import write_json, write_yaml
+from seisinv.outdir import differences
 from seisinv.survey import Survey, load_survey
 
 from .spec import ExperimentSpec, deep_merge
@@ -163,19 +163,12 @@ class ExperimentResult:
     stages_run: list[str]
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = list(old) + [k for k in new if k not in old]
-        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".")]
-
-
 def _check_resolved(out: Path, resolved: dict) -> None:
     """Write ``OUT/experiment.yaml``, or refuse a rerun whose experiment or inputs differ."""
     path = out / RESOLVED_FILE
     if path.exists():
         earlier = yaml.safe_load(path.read_text()) or {}
-        differing = [key for key in _differences(earlier, resolved)
+        differing = [key for key in differences(earlier, resolved)
                      if key.split(".")[-1] not in RESUMABLE_INPUTS]
         if differing:
             raise ConfigError(

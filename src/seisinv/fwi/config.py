@@ -85,8 +85,8 @@ class FwiConfig(BaseModel):
     physics: Literal["deepwave", "openfwi"] = Field("deepwave", description=(
         "Forward model of the inversion: deepwave (simulate, PML of boundary_width cells) or "
         "openfwi (OpenFWI's own scheme, 120-cell damped sponge and periodic stencil, which made "
-        "the OpenFWI / Kaggle GWI data: no modelling error against them; ~14x deepwave's cost "
-        "per gradient on a CPU; square cells only; docs/fwi.md)."))
+        "the OpenFWI / Kaggle GWI data: no modelling error against them; 17-22x deepwave's "
+        "cost per gradient on a CPU; square cells only; docs/fwi.md)."))
     sponge_width: int = Field(120, ge=2, description=(
         "physics openfwi: cells of the replicated, damped border on each side (OpenFWI's 120)."))
     boundary_width: int | None = Field(20, ge=0, description=(

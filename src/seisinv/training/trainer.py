@@ -219,7 +219,7 @@ def check_resumed_data(saved: dict | None, now: dict, source: Path, accept: bool
     if not saved:
         log.info("%s records no data identity (an older checkpoint); not compared", source)
         return
-    keys = differences(saved, json.loads(json.dumps(now)))
+    keys = differences(saved, now)
     if not keys:
         return
     changed = describe_differences(saved, now, keys)
